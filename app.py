@@ -1,0 +1,106 @@
+"""boxoffice: routes and event handlers only; everything they do lives in chalicelib/."""
+
+from chalice import Rate
+
+from chalicelib.events import handlers
+from chalicelib.settings import get_settings
+from chalicelib.web import endpoints, health, middleware
+from chalicelib.web.application import BoxOfficeApp
+
+settings = get_settings()
+# Bodies are parsed as JSON whatever Content-Type the client sent (curl -d sends a form type).
+JSON_BODIES = ["application/json", "*/*"]
+
+app = BoxOfficeApp(app_name="boxoffice")
+app.register_middleware(middleware.log_context, "all")
+app.register_middleware(middleware.http_guard, "http")
+
+
+@app.route("/health", methods=["GET"])
+def health_check():
+    return health.health()
+
+
+@app.route("/auth/signup", methods=["POST"], content_types=JSON_BODIES)
+def sign_up():
+    return endpoints.sign_up(app.current_request)
+
+
+@app.route("/auth/login", methods=["POST"], content_types=JSON_BODIES)
+def log_in():
+    return endpoints.log_in(app.current_request)
+
+
+@app.route("/sessions", methods=["POST"], content_types=JSON_BODIES)
+def create_session():
+    return endpoints.create_session(app.current_request)
+
+
+@app.route("/sessions", methods=["GET"])
+def list_sessions():
+    return endpoints.list_sessions(app.current_request)
+
+
+@app.route("/sessions/{session_id}", methods=["GET"])
+def get_session(session_id):
+    return endpoints.get_session(session_id)
+
+
+@app.route("/sessions/{session_id}/seats", methods=["GET"])
+def seat_map(session_id):
+    return endpoints.seat_map(session_id)
+
+
+@app.route("/sessions/{session_id}/stats", methods=["GET"])
+def session_stats(session_id):
+    return endpoints.session_stats(app.current_request, session_id)
+
+
+@app.route("/reservations", methods=["POST"], content_types=JSON_BODIES)
+def hold_seats():
+    return endpoints.hold_seats(app.current_request)
+
+
+@app.route("/reservations/{reservation_id}", methods=["GET"])
+def get_reservation(reservation_id):
+    return endpoints.get_reservation(app.current_request, reservation_id)
+
+
+@app.route("/reservations/{reservation_id}", methods=["DELETE"])
+def cancel_reservation(reservation_id):
+    return endpoints.cancel_reservation(app.current_request, reservation_id)
+
+
+@app.route("/reservations/{reservation_id}/payment", methods=["POST"], content_types=JSON_BODIES)
+def pay_reservation(reservation_id):
+    return endpoints.pay_reservation(app.current_request, reservation_id)
+
+
+@app.route("/me/purchases", methods=["GET"])
+def purchases():
+    return endpoints.purchases(app.current_request)
+
+
+@app.route("/me/receipts", methods=["GET"])
+def receipts():
+    return endpoints.receipts(app.current_request)
+
+
+@app.on_sqs_message(queue=settings.expiry_queue_name, batch_size=10)
+def expire_holds(event):
+    handlers.process_batch(event, handlers.expire)
+
+
+@app.on_sqs_message(queue=settings.notifications_queue_name, batch_size=10)
+def send_receipts(event):
+    handlers.process_batch(event, handlers.notify)
+
+
+@app.on_sqs_message(queue=settings.analytics_queue_name, batch_size=10)
+def count_sales(event):
+    handlers.process_batch(event, handlers.count)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sweep(event):
+    handlers.sweep()

@@ -1,0 +1,1 @@
+"""boxoffice: cinema ticket sales for flash-sale concurrency, on Chalice, PostgreSQL and Redis."""

@@ -1,0 +1,51 @@
+"""Operator commands. Managers are created here, never over HTTP:
+
+python -m chalicelib.admin create-user --email E --password P --role MANAGER
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from chalicelib.db.migrate import create_database_if_missing, migrate
+from chalicelib.domain.errors import BoxOfficeError
+from chalicelib.settings import get_settings
+from chalicelib.web.schemas import Credentials, parse_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.admin")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-user", help="create or update a user (idempotent)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name", default=None)
+    create.add_argument("--role", choices=["MANAGER", "CUSTOMER"], default="CUSTOMER")
+    args = parser.parse_args(argv)
+
+    from chalicelib.services import accounts
+
+    try:
+        credentials = parse_model(
+            Credentials, json.dumps({"email": args.email, "password": args.password})
+        )
+        url = get_settings().database_url
+        create_database_if_missing(url)
+        migrate(url)
+        user, created = accounts.ensure_user(
+            email=credentials.email,
+            password=credentials.password,
+            name=args.name or credentials.email.split("@")[0],
+            role=args.role,
+        )
+    except BoxOfficeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    print(json.dumps({"user": user, "created": created}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""boto3 clients for SNS and SQS, made once per process, with timeouts short enough that a dead
+AWS endpoint costs a request milliseconds (its events wait in the outbox), not seconds."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.settings import get_settings
+
+_CLIENT_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=3,
+    retries={"max_attempts": 2, "mode": "standard"},
+    max_pool_connections=32,
+)
+_lock = threading.Lock()
+
+
+def _credentials() -> dict[str, str]:
+    # Local endpoints (moto, LocalStack) accept any credentials; give boto3 some if none are set.
+    if os.environ.get("AWS_ENDPOINT_URL") and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return {}
+
+
+@functools.cache
+def client(service: str):
+    with _lock:
+        return boto3.session.Session().client(
+            service,
+            region_name=get_settings().aws_region,
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            config=_CLIENT_CONFIG,
+            **_credentials(),
+        )
+
+
+@functools.cache
+def events_topic_arn() -> str:
+    explicit = os.environ.get("EVENTS_TOPIC_ARN")
+    if explicit:
+        return explicit
+    # CreateTopic is idempotent and answers the ARN of the existing topic.
+    return client("sns").create_topic(Name=get_settings().events_topic_name)["TopicArn"]
+
+
+@functools.cache
+def queue_url(name: str) -> str:
+    return client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def reset() -> None:
+    """Forget clients and resolved names (tests point the process at a new endpoint)."""
+    client.cache_clear()
+    events_topic_arn.cache_clear()
+    queue_url.cache_clear()

@@ -1,0 +1,78 @@
+"""Errors a box-office rule can raise. Each carries the API's machine-readable code and status."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BoxOfficeError(Exception):
+    code: ClassVar[str] = "Error"
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return {"Code": self.code, "Message": self.message, **self.details}
+
+
+class ValidationError(BoxOfficeError):
+    code, status = "ValidationError", 400
+
+
+class Unauthorized(BoxOfficeError):
+    code, status = "Unauthorized", 401
+
+
+class Forbidden(BoxOfficeError):
+    code, status = "Forbidden", 403
+
+
+class NotFound(BoxOfficeError):
+    code, status = "NotFound", 404
+
+
+class MethodNotAllowed(BoxOfficeError):
+    code, status = "MethodNotAllowed", 405
+
+
+class Conflict(BoxOfficeError):
+    code, status = "Conflict", 409
+
+
+class SeatUnavailable(BoxOfficeError):
+    code, status = "SeatUnavailable", 409
+
+    def __init__(self, seats: list[str]) -> None:
+        subject = f"seats {', '.join(seats)} are" if len(seats) > 1 else f"seat {seats[0]} is"
+        super().__init__(f"{subject} not available", seats=seats)
+
+
+class InvalidState(BoxOfficeError):
+    code, status = "InvalidState", 409
+
+
+class IdempotencyKeyInProgress(BoxOfficeError):
+    code, status = "IdempotencyKeyInProgress", 409
+
+
+class HoldExpired(BoxOfficeError):
+    code, status = "HoldExpired", 410
+
+
+class IdempotencyKeyReused(BoxOfficeError):
+    code, status = "IdempotencyKeyReused", 422
+
+
+class RateLimited(BoxOfficeError):
+    code, status = "RateLimited", 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limit exceeded; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(BoxOfficeError):
+    code, status = "ServiceUnavailable", 503

@@ -1,0 +1,1 @@
+"""The asynchronous half: the transactional outbox, its relay to SNS/SQS, and the subscribers."""

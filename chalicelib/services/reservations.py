@@ -1,0 +1,289 @@
+"""Holds: take seats all-or-nothing without ever waiting on a lock; read, cancel and expire them.
+
+Race strategy. A hold locks the seat rows it wants with `FOR NO KEY UPDATE SKIP LOCKED`: a seat
+row that another transaction is taking right now is simply not returned, so the buyer learns at
+once that the seat is contested (409) instead of queueing behind the other buyer. Because no hold
+ever waits, two holds asking for [A1, A3] and [A3, A1] can never deadlock. Seats that were locked
+are then checked for being free at the transaction's clock (not sold, no hold still in time) and
+taken in the same transaction. The `seats_guard` trigger and the table's constraints back this up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from chalicelib.db import in_transaction
+from chalicelib.domain import events
+from chalicelib.domain.errors import InvalidState, NotFound, SeatUnavailable
+from chalicelib.domain.reservations import (
+    ReservationStatus,
+    check_can_cancel,
+    check_seat_request,
+    visible_status,
+)
+from chalicelib.domain.seating import SeatGrid, seat_order
+from chalicelib.events import outbox
+
+
+def reservation_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "session_id": str(row["session_id"]),
+        "seats": list(row["seats"]),
+        "status": visible_status(row["status"], row["expires_at"], now).value,
+        "expires_at": row["expires_at"].isoformat(),
+        "amount_cents": row["amount_cents"],
+    }
+
+
+def take_seats(
+    conn: psycopg.Connection,
+    *,
+    customer_id: str,
+    session_id: str,
+    seats: list[str],
+    hold_seconds: int,
+) -> tuple[dict[str, Any], list[int]]:
+    """The hold itself, inside the caller's transaction. Returns the reservation row and its
+    outbox ids. Kept apart from `hold_seats` so the benchmark can time this SQL on its own."""
+    check_seat_request(seats)
+    session = conn.execute(
+        """
+        SELECT price_cents, seat_rows, seats_per_row, starts_at <= now() AS started, now() AS now
+          FROM sessions WHERE id = %s
+        """,
+        (session_id,),
+    ).fetchone()
+    if session is None:
+        raise NotFound(f"session {session_id} not found")
+    unknown = SeatGrid(session["seat_rows"], session["seats_per_row"]).unknown(seats)
+    if unknown:
+        raise NotFound(f"no seats {', '.join(unknown)} in this session", seats=unknown)
+    if session["started"]:
+        raise InvalidState("the session has already started")
+
+    # Lock without waiting: rows locked by a concurrent buyer are skipped, and count as taken.
+    free = conn.execute(
+        """
+        SELECT id, label
+          FROM seats
+         WHERE session_id = %s AND label = ANY(%s)
+           AND sale_id IS NULL AND (held_until IS NULL OR held_until <= now())
+         ORDER BY id
+           FOR NO KEY UPDATE SKIP LOCKED
+        """,
+        (session_id, seats),
+    ).fetchall()
+    taken = sorted(set(seats) - {row["label"] for row in free}, key=seat_order)
+    if taken:
+        raise SeatUnavailable(taken)
+
+    reservation_id = str(uuid.uuid4())
+    labels = sorted(seats, key=seat_order)
+    reservation = conn.execute(
+        """
+        WITH reservation AS (
+            INSERT INTO reservations (id, session_id, customer_id, status, seats, amount_cents,
+                                      expires_at)
+            VALUES (%(id)s, %(session_id)s, %(customer_id)s, 'PENDING', %(labels)s,
+                    %(amount)s, now() + make_interval(secs => %(hold_seconds)s))
+            RETURNING *
+        ), held AS (
+            UPDATE seats SET hold_id = %(id)s, held_until = (SELECT expires_at FROM reservation)
+             WHERE id = ANY(%(seat_ids)s)
+        ), lines AS (
+            INSERT INTO reservation_seats (reservation_id, seat_id)
+            SELECT %(id)s, unnest(%(seat_ids)s::bigint[])
+        )
+        SELECT * FROM reservation
+        """,
+        {
+            "id": reservation_id,
+            "session_id": session_id,
+            "customer_id": customer_id,
+            "labels": labels,
+            "amount": session["price_cents"] * len(seats),
+            "hold_seconds": hold_seconds,
+            "seat_ids": [row["id"] for row in free],
+        },
+    ).fetchone()
+    created = events.Event(
+        events.RESERVATION_CREATED,
+        reservation_id,
+        {
+            "reservation_id": reservation_id,
+            "session_id": session_id,
+            "customer_id": customer_id,
+            "seats": labels,
+            "amount_cents": reservation["amount_cents"],
+            "expires_at": reservation["expires_at"].isoformat(),
+        },
+    )
+    outbox_ids = outbox.record(conn, [created], session["now"])
+    outbox_ids.append(outbox.schedule_expiry(conn, reservation_id, reservation["expires_at"]))
+    return reservation, outbox_ids
+
+
+def hold_seats(
+    *, customer_id: str, session_id: str, seats: list[str], hold_seconds: int
+) -> tuple[dict[str, Any], list[int]]:
+    def work(conn: psycopg.Connection) -> tuple[dict[str, Any], list[int]]:
+        reservation, outbox_ids = take_seats(
+            conn,
+            customer_id=customer_id,
+            session_id=session_id,
+            seats=seats,
+            hold_seconds=hold_seconds,
+        )
+        return reservation_view(reservation, reservation["created_at"]), outbox_ids
+
+    return in_transaction(work)
+
+
+def lock_own_reservation(
+    conn: psycopg.Connection, reservation_id: str, customer_id: str
+) -> tuple[dict[str, Any], datetime]:
+    """The reservation row, locked for the rest of the transaction. Another customer's
+    reservation is reported as not found, so ids cannot be probed."""
+    row = conn.execute(
+        "SELECT r.*, now() AS now FROM reservations r WHERE r.id = %s FOR NO KEY UPDATE",
+        (reservation_id,),
+    ).fetchone()
+    if row is None or str(row["customer_id"]) != customer_id:
+        raise NotFound(f"reservation {reservation_id} not found")
+    return row, row["now"]
+
+
+def get_reservation(reservation_id: str, customer_id: str) -> dict[str, Any]:
+    def work(conn: psycopg.Connection) -> dict[str, Any]:
+        row = conn.execute(
+            "SELECT r.*, now() AS now FROM reservations r WHERE r.id = %s", (reservation_id,)
+        ).fetchone()
+        if row is None or str(row["customer_id"]) != customer_id:
+            raise NotFound(f"reservation {reservation_id} not found")
+        return reservation_view(row, row["now"])
+
+    return in_transaction(work)
+
+
+def release_seats(conn: psycopg.Connection, reservation_ids: list[str]) -> int:
+    """Free the seats these holds still own. A seat already re-held by a later buyer after the
+    hold ran out has another hold_id and is left alone."""
+    return conn.execute(
+        "UPDATE seats SET hold_id = NULL, held_until = NULL WHERE hold_id = ANY(%s::uuid[])",
+        (reservation_ids,),
+    ).rowcount
+
+
+def cancel_reservation(reservation_id: str, customer_id: str) -> tuple[dict[str, Any], list[int]]:
+    def work(conn: psycopg.Connection) -> tuple[dict[str, Any], list[int]]:
+        row, now = lock_own_reservation(conn, reservation_id, customer_id)
+        if not check_can_cancel(row["status"], row["expires_at"], now):
+            return reservation_view(row, now), []
+        row = conn.execute(
+            """
+            UPDATE reservations SET status = 'CANCELLED', closed_at = now()
+             WHERE id = %s RETURNING *
+            """,
+            (reservation_id,),
+        ).fetchone()
+        release_seats(conn, [reservation_id])
+        cancelled = events.Event(
+            events.RESERVATION_CANCELLED,
+            reservation_id,
+            {
+                "reservation_id": reservation_id,
+                "session_id": str(row["session_id"]),
+                "customer_id": customer_id,
+                "seats": list(row["seats"]),
+            },
+        )
+        outbox_ids = outbox.record(
+            conn, [cancelled, events.seats_released(row, reason="cancelled")], now
+        )
+        return reservation_view(row, now), outbox_ids
+
+    return in_transaction(work)
+
+
+def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> list[int]:
+    """Expire those of these holds that are still PENDING and past their time; anything else
+    (paid, cancelled, already expired, not yet due) is left exactly as it is."""
+    expired = conn.execute(
+        """
+        UPDATE reservations SET status = 'EXPIRED', closed_at = now()
+         WHERE id = ANY(%s::uuid[]) AND status = 'PENDING' AND expires_at <= now()
+        RETURNING *, now() AS now
+        """,
+        (reservation_ids,),
+    ).fetchall()
+    if not expired:
+        return []
+    release_seats(conn, [str(r["id"]) for r in expired])
+    happened: list[events.Event] = []
+    for row in expired:
+        happened.append(
+            events.Event(
+                events.RESERVATION_EXPIRED,
+                str(row["id"]),
+                {
+                    "reservation_id": str(row["id"]),
+                    "session_id": str(row["session_id"]),
+                    "customer_id": str(row["customer_id"]),
+                    "seats": list(row["seats"]),
+                    "expires_at": row["expires_at"].isoformat(),
+                },
+            )
+        )
+        happened.append(events.seats_released(row, reason="expired"))
+    return outbox.record(conn, happened, expired[0]["now"])
+
+
+def expire_hold(reservation_id: str) -> list[int]:
+    """What the expiry queue's handler does with one "expiry due" message."""
+
+    def work(conn: psycopg.Connection) -> list[int]:
+        # Lock the row (waiting is fine here: no buyer is behind us) so a concurrent payment
+        # either finishes first, and we see CONFIRMED, or waits for us and sees EXPIRED.
+        conn.execute(
+            "SELECT 1 FROM reservations WHERE id = %s FOR NO KEY UPDATE", (reservation_id,)
+        )
+        return expire_holds(conn, [reservation_id])
+
+    return in_transaction(work)
+
+
+def sweep_expired_holds(batch_size: int = 500) -> tuple[int, list[int]]:
+    """The safety net: expire one batch of stale holds. SKIP LOCKED lets several sweepers (and
+    the expiry handler) run at once without blocking on, or double-processing, the same hold."""
+
+    def work(conn: psycopg.Connection) -> tuple[int, list[int]]:
+        due = conn.execute(
+            """
+            SELECT id FROM reservations
+             WHERE status = 'PENDING' AND expires_at <= now()
+             ORDER BY expires_at
+             LIMIT %s
+               FOR NO KEY UPDATE SKIP LOCKED
+            """,
+            (batch_size,),
+        ).fetchall()
+        ids = [str(r["id"]) for r in due]
+        return len(ids), expire_holds(conn, ids) if ids else []
+
+    return in_transaction(work)
+
+
+__all__ = [
+    "ReservationStatus",
+    "cancel_reservation",
+    "expire_hold",
+    "get_reservation",
+    "hold_seats",
+    "sweep_expired_holds",
+    "take_seats",
+]

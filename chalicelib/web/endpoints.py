@@ -1,0 +1,152 @@
+"""One function per route. Each parses its input, calls a use case and shapes the answer."""
+
+from __future__ import annotations
+
+from chalice import Response
+from chalice.app import Request
+
+from chalicelib.domain.errors import ValidationError
+from chalicelib.events import relay, subscribers
+from chalicelib.services import accounts, payments, reservations, sessions
+from chalicelib.settings import get_settings
+from chalicelib.web import idempotency, seat_cache, tokens
+from chalicelib.web.responses import endpoint, json_response, parse_id
+from chalicelib.web.schemas import Credentials, HoldRequest, SessionCreate, SignUp, parse_model
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+def _caller(request: Request) -> tokens.Caller:
+    return tokens.caller_from_header(request.headers.get("authorization"))
+
+
+@endpoint
+def sign_up(request: Request) -> Response:
+    form = parse_model(SignUp, request.raw_body)
+    user = accounts.sign_up(email=form.email, password=form.password, name=form.name)
+    return json_response({"user": user, "token": tokens.issue(user["id"], user["role"])}, 201)
+
+
+@endpoint
+def log_in(request: Request) -> Response:
+    form = parse_model(Credentials, request.raw_body)
+    user = accounts.authenticate(email=form.email, password=form.password)
+    return json_response({"token": tokens.issue(user["id"], user["role"])})
+
+
+@endpoint
+def create_session(request: Request) -> Response:
+    caller = _caller(request).require("MANAGER")
+    form = parse_model(SessionCreate, request.raw_body)
+    session = sessions.create_session(
+        movie=form.movie,
+        room=form.room,
+        starts_at=form.starts_at,
+        price_cents=form.price_cents,
+        rows=form.rows,
+        seats_per_row=form.seats_per_row,
+        created_by=caller.user_id,
+    )
+    return json_response(session, 201)
+
+
+def _page_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ValidationError(f"limit must be an integer between 1 and {MAX_PAGE}")
+    return int(raw)
+
+
+@endpoint
+def list_sessions(request: Request) -> Response:
+    params = request.query_params or {}
+    cursor = params.get("cursor")
+    if cursor is not None and not 1 <= len(cursor) <= 512:
+        raise ValidationError("cursor is not valid; use next_cursor from a previous page")
+    return json_response(
+        sessions.list_sessions(limit=_page_limit(params.get("limit")), cursor=cursor)
+    )
+
+
+@endpoint
+def get_session(session_id: str) -> Response:
+    return json_response(seat_cache.session(parse_id(session_id, "session")))
+
+
+@endpoint
+def seat_map(session_id: str) -> Response:
+    return json_response(seat_cache.seat_map(parse_id(session_id, "session")))
+
+
+@endpoint
+def session_stats(request: Request, session_id: str) -> Response:
+    _caller(request).require("MANAGER")
+    return json_response(subscribers.session_stats(parse_id(session_id, "session")))
+
+
+@endpoint
+def hold_seats(request: Request) -> Response:
+    caller = _caller(request).require("CUSTOMER")
+    form = parse_model(HoldRequest, request.raw_body)
+
+    def hold() -> tuple[int, dict]:
+        reservation, outbox_ids = reservations.hold_seats(
+            customer_id=caller.user_id,
+            session_id=str(form.session_id),
+            seats=form.seats,
+            hold_seconds=get_settings().hold_seconds,
+        )
+        seat_cache.changed(reservation["session_id"])
+        relay.publish(outbox_ids)
+        return 201, reservation
+
+    status, body = idempotency.once(request, caller, "hold", hold)
+    return json_response(body, status)
+
+
+@endpoint
+def get_reservation(request: Request, reservation_id: str) -> Response:
+    caller = _caller(request)
+    return json_response(
+        reservations.get_reservation(parse_id(reservation_id, "reservation"), caller.user_id)
+    )
+
+
+@endpoint
+def cancel_reservation(request: Request, reservation_id: str) -> Response:
+    caller = _caller(request)
+    reservation, outbox_ids = reservations.cancel_reservation(
+        parse_id(reservation_id, "reservation"), caller.user_id
+    )
+    if outbox_ids:
+        seat_cache.changed(reservation["session_id"])
+        relay.publish(outbox_ids)
+    return json_response(reservation)
+
+
+@endpoint
+def pay_reservation(request: Request, reservation_id: str) -> Response:
+    caller = _caller(request)
+    reservation_id = parse_id(reservation_id, "reservation")
+
+    def pay() -> tuple[int, dict]:
+        sale, outbox_ids = payments.pay_reservation(reservation_id, caller.user_id)
+        if outbox_ids:
+            seat_cache.changed(sale["session_id"])
+            relay.publish(outbox_ids)
+        return 200, sale
+
+    status, body = idempotency.once(request, caller, f"pay:{reservation_id}", pay)
+    return json_response(body, status)
+
+
+@endpoint
+def purchases(request: Request) -> Response:
+    return json_response(payments.purchase_history(_caller(request).user_id))
+
+
+@endpoint
+def receipts(request: Request) -> Response:
+    return json_response(subscribers.receipts_of(_caller(request).user_id))

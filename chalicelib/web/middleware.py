@@ -1,0 +1,52 @@
+"""Cross-cutting HTTP concerns: a request id on every log line, an access log, body size."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Response
+from chalice.app import Request
+
+from chalicelib.domain.errors import BoxOfficeError, ValidationError
+from chalicelib.log import logger
+from chalicelib.web import rate_limits
+from chalicelib.web.responses import error_response
+from chalicelib.web.schemas import MAX_BODY_BYTES
+
+
+def _request_id(event: Any) -> str:
+    context = getattr(event, "lambda_context", None) or getattr(event, "context", None)
+    return getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+
+
+def log_context(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every event type: tag each log line with the invocation's request id."""
+    logger.thread_safe_append_keys(request_id=_request_id(event))
+    try:
+        return get_response(event)
+    finally:
+        logger.thread_safe_remove_keys(["request_id"])
+
+
+def http_guard(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    started = time.perf_counter()
+    try:
+        if request.raw_body and len(request.raw_body) > MAX_BODY_BYTES:
+            raise ValidationError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        rate_limits.check(request)
+        response = get_response(request)
+    except BoxOfficeError as exc:
+        response = error_response(exc)
+    logger.info(
+        "request",
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return response

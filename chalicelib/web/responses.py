@@ -1,0 +1,49 @@
+"""JSON answers, and the decorator that turns box-office errors into them."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Response
+
+from chalicelib.domain.errors import BoxOfficeError, NotFound, RateLimited
+from chalicelib.log import logger
+
+JSON = {"Content-Type": "application/json"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body=body, status_code=status, headers={**JSON, **(headers or {})})
+
+
+def error_response(error: BoxOfficeError) -> Response:
+    headers = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+    if error.status >= 500:
+        logger.error(error.message, extra={"code": error.code})
+    else:
+        logger.info("request refused", extra={"code": error.code, "status": error.status})
+    return json_response(error.body(), error.status, headers)
+
+
+def endpoint(fn: Callable[..., Response]) -> Callable[..., Response]:
+    @functools.wraps(fn)
+    def answer(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return fn(*args, **kwargs)
+        except BoxOfficeError as exc:
+            return error_response(exc)
+
+    return answer
+
+
+def parse_id(value: str, what: str) -> str:
+    """Ids are UUIDs; anything else cannot name an existing thing."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"{what} {value} not found") from None

@@ -1,0 +1,71 @@
+"""JWT bearer tokens (PyJWT, HS256): issued at signup and login, checked on every protected call."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from chalicelib.domain.errors import Forbidden, Unauthorized
+from chalicelib.settings import get_settings
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: str
+    role: str
+
+    def require(self, role: str) -> Caller:
+        if self.role != role:
+            raise Forbidden(f"this operation needs the {role} role")
+        return self
+
+
+def issue(user_id: str, role: str) -> str:
+    settings = get_settings()
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "role": role,
+        "iss": settings.jwt_issuer,
+        "iat": now,
+        "exp": now + settings.token_seconds,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+def verify(token: str) -> Caller:
+    settings = get_settings()
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[ALGORITHM],  # a token claiming any other algorithm, "none" included, fails
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "iat", "iss", "sub"]},
+        )
+    except jwt.PyJWTError:
+        raise Unauthorized("the token is missing, expired or invalid") from None
+    role = claims.get("role")
+    if role not in ("CUSTOMER", "MANAGER") or not isinstance(claims["sub"], str):
+        raise Unauthorized("the token is missing, expired or invalid")
+    return Caller(claims["sub"], role)
+
+
+def caller_from_header(authorization: str | None) -> Caller:
+    if not authorization:
+        raise Unauthorized("an Authorization: Bearer <token> header is required")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("an Authorization: Bearer <token> header is required")
+    return verify(token.strip())
+
+
+def caller_if_any(authorization: str | None) -> Caller | None:
+    try:
+        return caller_from_header(authorization) if authorization else None
+    except Unauthorized:
+        return None
