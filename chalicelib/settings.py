@@ -34,6 +34,7 @@ class Settings:
     database_url: str
     db_pool_size: int
     redis_url: str
+    redis_prefix: str
     aws_region: str
     hold_seconds: int
     jwt_secret: str
@@ -55,6 +56,7 @@ class Settings:
             database_url=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             db_pool_size=_int("DB_POOL_SIZE", 4, minimum=1),
             redis_url=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_prefix=os.environ.get("REDIS_PREFIX") or f"{prefix}:",
             aws_region=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             hold_seconds=_int("HOLD_SECONDS", 30, minimum=1),
             jwt_secret=os.environ.get("JWT_SECRET") or DEFAULT_JWT_SECRET,

@@ -1,0 +1,133 @@
+"""Integration fixtures: a throwaway PostgreSQL database, a private Redis key prefix, and a moto
+server reached over real HTTP, all created for this run and removed after it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from chalicelib.db import close_pool
+from chalicelib.db.migrate import create_database_if_missing, migrate
+from chalicelib.settings import get_settings
+from tests.conftest import TEST_DATABASE
+from tests.support.aws import start_aws_endpoint
+from tests.support.data import session_body
+
+TABLES = (
+    "outbox, processed_events, receipts, session_stats, reservation_seats, seats, sales, "
+    "reservations, sessions, users"
+)
+
+
+def admin_connection() -> psycopg.Connection:
+    return psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[str]:
+    url = os.environ["DATABASE_URL"]
+    create_database_if_missing(url)
+    migrate(url)
+    yield url
+    close_pool()
+    with admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_endpoint() -> Iterator[str]:
+    """A moto server over real HTTP, provisioned from infra/ like the local system."""
+    with start_aws_endpoint(get_settings().stage) as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def clean_state(database: str) -> Iterator[None]:
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    from chalicelib.cache import redis_client
+
+    try:
+        client = redis_client()
+        keys = list(client.scan_iter(match=f"{os.environ['REDIS_PREFIX']}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except Exception:
+        pass  # a test may have pointed REDIS_URL at a dead port
+    yield
+
+
+@pytest.fixture
+def db(database: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection for assertions on what the database holds."""
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(database, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def app_module() -> Any:
+    import app
+
+    return app
+
+
+@pytest.fixture
+def client(app_module: Any):
+    from tests.support.app_client import AppClient
+
+    return AppClient(app_module.app)
+
+
+@pytest.fixture
+def make_user() -> Callable[..., dict[str, Any]]:
+    from chalicelib.services import accounts
+    from chalicelib.web import tokens
+
+    counter = iter(range(1_000_000))
+
+    def create(role: str = "CUSTOMER", email: str | None = None) -> dict[str, Any]:
+        email = email or f"{role.lower()}{next(counter)}@example.com"
+        user, _ = accounts.ensure_user(
+            email=email, password="password123", name=email.split("@")[0], role=role
+        )
+        return {**user, "token": tokens.issue(user["id"], role)}
+
+    return create
+
+
+@pytest.fixture
+def manager(make_user) -> dict[str, Any]:
+    return make_user("MANAGER")
+
+
+@pytest.fixture
+def customer(make_user) -> dict[str, Any]:
+    return make_user("CUSTOMER")
+
+
+@pytest.fixture
+def make_session(client, manager) -> Callable[..., dict[str, Any]]:
+    def create(**overrides: Any) -> dict[str, Any]:
+        answer = client.post("/sessions", session_body(**overrides), token=manager["token"])
+        assert answer.status == 201, answer.body
+        return answer.body
+
+    return create
+
+
+@pytest.fixture
+def hold_seconds(monkeypatch) -> Callable[[int], None]:
+    """Change HOLD_SECONDS for one test."""
+
+    def set_to(seconds: int) -> None:
+        monkeypatch.setenv("HOLD_SECONDS", str(seconds))
+        get_settings.cache_clear()
+
+    yield set_to
+    get_settings.cache_clear()
