@@ -4,7 +4,7 @@ from chalice import Rate
 
 from chalicelib.events import handlers
 from chalicelib.settings import get_settings
-from chalicelib.web import endpoints, health, middleware
+from chalicelib.web import docs, endpoints, health, middleware
 from chalicelib.web.application import BoxOfficeApp
 
 settings = get_settings()
@@ -19,6 +19,16 @@ app.register_middleware(middleware.http_guard, "http")
 @app.route("/health", methods=["GET"])
 def health_check():
     return health.health()
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document():
+    return docs.openapi_document()
+
+
+@app.route("/api-docs", methods=["GET"])
+def api_docs():
+    return docs.swagger_ui()
 
 
 @app.route("/auth/signup", methods=["POST"], content_types=JSON_BODIES)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import clients
+from chalicelib.cache import seat_maps
 from chalicelib.db import in_transaction
 from chalicelib.events import relay, subscribers
 from chalicelib.events.outbox import schedule_expiry
@@ -81,10 +82,17 @@ def expire(body: str) -> None:
         reservation_id = str(message["reservation_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise subscribers.PoisonMessage(f"not an expiry message: {exc}") from exc
-    outbox_ids = reservations.expire_hold(reservation_id)
-    if not outbox_ids:
-        outbox_ids = in_transaction(lambda conn: _reschedule_if_early(conn, reservation_id))
-    relay.publish(outbox_ids)
+    expired = reservations.expire_hold(reservation_id)
+    if expired.outbox_ids:
+        _after_expiry(expired)
+    else:
+        relay.publish(in_transaction(lambda conn: _reschedule_if_early(conn, reservation_id)))
+
+
+def _after_expiry(expired: reservations.Expired) -> None:
+    for session_id in expired.session_ids:
+        seat_maps.changed(session_id)
+    relay.publish(expired.outbox_ids)
 
 
 def _reschedule_if_early(conn, reservation_id: str) -> list[int]:
@@ -103,9 +111,9 @@ def sweep(time_budget_s: float = 20.0) -> dict[str, int]:
     started = time.monotonic()
     expired = 0
     while time.monotonic() - started < time_budget_s:
-        found, outbox_ids = reservations.sweep_expired_holds()
+        found, changes = reservations.sweep_expired_holds()
         expired += found
-        relay.publish(outbox_ids)
+        _after_expiry(changes)
         if found == 0:
             break
     published = relay.publish_backlog()

@@ -11,6 +11,7 @@ taken in the same transaction. The `seats_guard` trigger and the table's constra
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -210,7 +211,15 @@ def cancel_reservation(reservation_id: str, customer_id: str) -> tuple[dict[str,
     return in_transaction(work)
 
 
-def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> list[int]:
+@dataclass
+class Expired:
+    """What an expiry changed: the sessions whose seat maps moved, the outbox rows to relay."""
+
+    session_ids: set[str] = field(default_factory=set)
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> Expired:
     """Expire those of these holds that are still PENDING and past their time; anything else
     (paid, cancelled, already expired, not yet due) is left exactly as it is."""
     expired = conn.execute(
@@ -222,7 +231,7 @@ def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> list[i
         (reservation_ids,),
     ).fetchall()
     if not expired:
-        return []
+        return Expired()
     release_seats(conn, [str(r["id"]) for r in expired])
     happened: list[events.Event] = []
     for row in expired:
@@ -240,13 +249,15 @@ def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> list[i
             )
         )
         happened.append(events.seats_released(row, reason="expired"))
-    return outbox.record(conn, happened, expired[0]["now"])
+    return Expired(
+        {str(r["session_id"]) for r in expired}, outbox.record(conn, happened, expired[0]["now"])
+    )
 
 
-def expire_hold(reservation_id: str) -> list[int]:
+def expire_hold(reservation_id: str) -> Expired:
     """What the expiry queue's handler does with one "expiry due" message."""
 
-    def work(conn: psycopg.Connection) -> list[int]:
+    def work(conn: psycopg.Connection) -> Expired:
         # Lock the row (waiting is fine here: no buyer is behind us) so a concurrent payment
         # either finishes first, and we see CONFIRMED, or waits for us and sees EXPIRED.
         conn.execute(
@@ -257,11 +268,11 @@ def expire_hold(reservation_id: str) -> list[int]:
     return in_transaction(work)
 
 
-def sweep_expired_holds(batch_size: int = 500) -> tuple[int, list[int]]:
+def sweep_expired_holds(batch_size: int = 500) -> tuple[int, Expired]:
     """The safety net: expire one batch of stale holds. SKIP LOCKED lets several sweepers (and
     the expiry handler) run at once without blocking on, or double-processing, the same hold."""
 
-    def work(conn: psycopg.Connection) -> tuple[int, list[int]]:
+    def work(conn: psycopg.Connection) -> tuple[int, Expired]:
         due = conn.execute(
             """
             SELECT id FROM reservations
@@ -273,12 +284,13 @@ def sweep_expired_holds(batch_size: int = 500) -> tuple[int, list[int]]:
             (batch_size,),
         ).fetchall()
         ids = [str(r["id"]) for r in due]
-        return len(ids), expire_holds(conn, ids) if ids else []
+        return len(ids), expire_holds(conn, ids) if ids else Expired()
 
     return in_transaction(work)
 
 
 __all__ = [
+    "Expired",
     "ReservationStatus",
     "cancel_reservation",
     "expire_hold",

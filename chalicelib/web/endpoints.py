@@ -5,11 +5,12 @@ from __future__ import annotations
 from chalice import Response
 from chalice.app import Request
 
+from chalicelib.cache import seat_maps
 from chalicelib.domain.errors import ValidationError
 from chalicelib.events import relay, subscribers
 from chalicelib.services import accounts, payments, reservations, sessions
 from chalicelib.settings import get_settings
-from chalicelib.web import idempotency, seat_cache, tokens
+from chalicelib.web import idempotency, rate_limits, tokens
 from chalicelib.web.responses import endpoint, json_response, parse_id
 from chalicelib.web.schemas import Credentials, HoldRequest, SessionCreate, SignUp, parse_model
 
@@ -72,12 +73,12 @@ def list_sessions(request: Request) -> Response:
 
 @endpoint
 def get_session(session_id: str) -> Response:
-    return json_response(seat_cache.session(parse_id(session_id, "session")))
+    return json_response(seat_maps.session(parse_id(session_id, "session")))
 
 
 @endpoint
 def seat_map(session_id: str) -> Response:
-    return json_response(seat_cache.seat_map(parse_id(session_id, "session")))
+    return json_response(seat_maps.seat_map(parse_id(session_id, "session")))
 
 
 @endpoint
@@ -90,6 +91,7 @@ def session_stats(request: Request, session_id: str) -> Response:
 def hold_seats(request: Request) -> Response:
     caller = _caller(request).require("CUSTOMER")
     form = parse_model(HoldRequest, request.raw_body)
+    rate_limits.check_holds(caller)
 
     def hold() -> tuple[int, dict]:
         reservation, outbox_ids = reservations.hold_seats(
@@ -98,7 +100,7 @@ def hold_seats(request: Request) -> Response:
             seats=form.seats,
             hold_seconds=get_settings().hold_seconds,
         )
-        seat_cache.changed(reservation["session_id"])
+        seat_maps.changed(reservation["session_id"])
         relay.publish(outbox_ids)
         return 201, reservation
 
@@ -121,7 +123,7 @@ def cancel_reservation(request: Request, reservation_id: str) -> Response:
         parse_id(reservation_id, "reservation"), caller.user_id
     )
     if outbox_ids:
-        seat_cache.changed(reservation["session_id"])
+        seat_maps.changed(reservation["session_id"])
         relay.publish(outbox_ids)
     return json_response(reservation)
 
@@ -134,7 +136,7 @@ def pay_reservation(request: Request, reservation_id: str) -> Response:
     def pay() -> tuple[int, dict]:
         sale, outbox_ids = payments.pay_reservation(reservation_id, caller.user_id)
         if outbox_ids:
-            seat_cache.changed(sale["session_id"])
+            seat_maps.changed(sale["session_id"])
             relay.publish(outbox_ids)
         return 200, sale
 

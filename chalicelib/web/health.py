@@ -7,6 +7,7 @@ from collections.abc import Callable
 from chalice import Response
 
 from chalicelib.aws import clients
+from chalicelib.cache import redis_client
 from chalicelib.db import get_pool
 from chalicelib.settings import get_settings
 from chalicelib.web.responses import json_response
@@ -18,8 +19,6 @@ def _postgres() -> None:
 
 
 def _redis() -> None:
-    from chalicelib.cache import redis_client
-
     redis_client().ping()
 
 

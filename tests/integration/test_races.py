@@ -82,7 +82,7 @@ def test_200_buyers_same_seats_one_winner(db, make_user, make_session, wanted):
 @pytest.mark.slow
 def test_200_buyers_want_the_whole_room(db, make_user, make_session):
     """All 16 seats wanted by everyone. A hold takes at most 10 seats (the contract), so half the
-    buyers ask for A1..B2 and half for B3..B8: exactly one winner per group, every seat held once."""
+    buyers ask for A1..B2 and half for B3..B8: one winner per group, every seat held once."""
     if _max_connections(db) < BUYERS + 20:
         pytest.skip("PostgreSQL max_connections too low; run scripts/prepare-services.sh")
     session = make_session(rows=2, seats_per_row=8)

@@ -1,4 +1,5 @@
-"""Seat-map and session reads. (Redis cache: issue 4; for now straight from PostgreSQL.)"""
+"""Seat-map and session reads (Redis cache in front of PostgreSQL: issue 4; for now straight
+from PostgreSQL)."""
 
 from __future__ import annotations
 
