@@ -4,6 +4,7 @@ Redis key prefix and resource names of its own, so parallel runs never meet."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 RUN_ID = f"{os.getpid()}"
 TEST_DATABASE = f"boxoffice_test_{RUN_ID}"
@@ -24,3 +25,24 @@ os.environ.update(
         "POWERTOOLS_LOG_LEVEL": os.environ.get("TEST_LOG_LEVEL", "WARNING"),
     }
 )
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+
+from chalicelib.db import close_pool  # noqa: E402
+from chalicelib.db.migrate import create_database_if_missing, migrate  # noqa: E402
+
+
+def admin_connection() -> psycopg.Connection:
+    return psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    url = os.environ["DATABASE_URL"]
+    create_database_if_missing(url)
+    migrate(url)
+    yield url
+    close_pool()
+    with admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,10 @@ SNS_BATCH = 10
 SQS_BATCH = 10
 MAX_SQS_DELAY = 900
 SWEEP_RELAY_LOCK = 7_414_002
+# After a failed send, requests stop trying for a moment and leave their rows to the sweep, so an
+# AWS outage costs one timeout per instance per pause, not one per request.
+PAUSE_AFTER_FAILURE_S = 5.0
+_paused_until = 0.0
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
@@ -97,6 +102,8 @@ def _relay(conn: psycopg.Connection, outbox_ids: list[int] | None, limit: int) -
             [r for r in rows if r["destination"] == "expiry"], rows[0]["now"]
         )
     except (BotoCoreError, ClientError) as exc:
+        global _paused_until
+        _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_S
         logger.warning(
             "could not publish outbox rows; they stay queued for the next relay",
             extra={"error": repr(exc), "pending": len(rows) - len(sent)},
@@ -116,7 +123,7 @@ def _relay(conn: psycopg.Connection, outbox_ids: list[int] | None, limit: int) -
 def publish(outbox_ids: list[int]) -> int:
     """Send these rows now (the request path, right after commit). Never raises: whatever could
     not be sent is left for the sweep."""
-    if not outbox_ids:
+    if not outbox_ids or time.monotonic() < _paused_until:
         return 0
     try:
         return in_transaction(lambda conn: _relay(conn, outbox_ids, len(outbox_ids)))

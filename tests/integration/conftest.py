@@ -10,10 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from chalicelib.db import close_pool
-from chalicelib.db.migrate import create_database_if_missing, migrate
 from chalicelib.settings import get_settings
-from tests.conftest import TEST_DATABASE
 from tests.support.aws import start_aws_endpoint
 from tests.support.data import session_body
 
@@ -21,21 +18,6 @@ TABLES = (
     "outbox, processed_events, receipts, session_stats, reservation_seats, seats, sales, "
     "reservations, sessions, users"
 )
-
-
-def admin_connection() -> psycopg.Connection:
-    return psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def database() -> Iterator[str]:
-    url = os.environ["DATABASE_URL"]
-    create_database_if_missing(url)
-    migrate(url)
-    yield url
-    close_pool()
-    with admin_connection() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,7 +28,7 @@ def aws_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def clean_state(database: str) -> Iterator[None]:
+def clean_state(database: str, aws_endpoint: str) -> Iterator[None]:
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     from chalicelib.cache import redis_client

@@ -1,0 +1,95 @@
+"""End-to-end fixtures: the real `make run` process (python -m chalicelib.local.run) on free ports,
+with its own embedded AWS endpoint, against this run's test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveSystem:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_system(
+    tmp_path: Path, extra_env: dict[str, str] | None = None, name: str = "system"
+) -> LiveSystem:
+    port = free_port()
+    env = {
+        **os.environ,
+        "STAGE": "local",
+        "PORT": str(port),
+        "EMBEDDED_AWS_PORT": str(free_port()),
+        "LOCAL_SCHEDULE_SECONDS": "1",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        **(extra_env or {}),
+    }
+    if "AWS_ENDPOINT_URL" not in (extra_env or {}):
+        env.pop("AWS_ENDPOINT_URL", None)
+    log_path = tmp_path / f"{name}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.local.run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"make run exited early:\n{log_path.read_text()}")
+        try:
+            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                return LiveSystem(url, process, log_path)
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"make run did not answer in 60 s:\n{log_path.read_text()}")
+
+
+def stop_system(system: LiveSystem) -> int:
+    system.process.send_signal(signal.SIGINT)
+    try:
+        return system.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        system.process.kill()
+        return -9
+
+
+@pytest.fixture
+def live_system(tmp_path) -> Iterator[LiveSystem]:
+    system = start_system(tmp_path, {"HOLD_SECONDS": "2"})
+    yield system
+    code = stop_system(system)
+    assert code == 0, f"Ctrl-C did not stop make run cleanly ({code}):\n{system.log()[-3000:]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database(database: str) -> str:
+    return database

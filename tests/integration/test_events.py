@@ -1,0 +1,288 @@
+"""The event pipeline against a real AWS-compatible HTTP endpoint (moto server, or LocalStack with
+`make test-localstack`): outbox → SNS → SQS subscribers, the expiry delay queue, DLQs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.aws import clients
+from chalicelib.events import handlers, relay
+from chalicelib.settings import get_settings
+
+WAIT_S = 20  # LocalStack's delays run about a second long; leave slack
+
+
+def eventually(check: Callable[[], Any], timeout: float = WAIT_S, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {check.__doc__ or check}")
+        time.sleep(every)
+
+
+@pytest.fixture
+def event_runner(app_module, monkeypatch) -> Iterator[None]:
+    """The local stand-in for Lambda's event source mappings, as `make run` starts it."""
+    from chalicelib.local.event_runner import EventRunner
+
+    monkeypatch.setenv("LOCAL_SCHEDULE_SECONDS", "1")
+    stop = threading.Event()
+    runner = EventRunner(app_module, stop_event=stop)
+    runner.start()
+    yield
+    stop.set()
+    runner.join(timeout=15)
+
+
+def drain(queue_name: str, wait: float = 1.0) -> list[dict[str, Any]]:
+    """Every message now in a queue (received, then deleted), bodies parsed."""
+    sqs = clients.client("sqs")
+    url = clients.queue_url(queue_name)
+    bodies: list[dict[str, Any]] = []
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        )
+        for message in got.get("Messages", []):
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        if not got.get("Messages"):
+            time.sleep(0.1)
+    return bodies
+
+
+@pytest.fixture
+def quiet_queues() -> None:
+    """Empty the queues a test reads (PurgeQueue is allowed once a minute, so receive-delete)."""
+    settings = get_settings()
+    for name in (
+        settings.notifications_queue_name,
+        settings.analytics_queue_name,
+        settings.expiry_queue_name,
+    ):
+        drain(name, wait=0.3)
+
+
+def hold(client, customer, session_id, seats):
+    answer = client.post(
+        "/reservations", {"session_id": session_id, "seats": seats}, token=customer["token"]
+    )
+    assert answer.status == 201, answer.body
+    return answer.body
+
+
+@pytest.mark.usefixtures("quiet_queues")
+def test_payment_event_reaches_both_subscribers(client, customer, make_session, db):
+    session = make_session()
+    reservation = hold(client, customer, session["id"], ["A1", "A2"])
+    sale = client.post(f"/reservations/{reservation['id']}/payment", token=customer["token"]).body
+    settings = get_settings()
+
+    notifications = drain(settings.notifications_queue_name, wait=2)
+    assert [e["type"] for e in notifications] == ["payment.confirmed"]
+    event = notifications[0]
+    assert event["version"] == 1 and uuid.UUID(event["id"]) and event["occurred_at"]
+    assert event["payload"]["sale_id"] == sale["id"]
+    assert event["payload"]["amount_cents"] == 5000
+
+    analytics = drain(settings.analytics_queue_name, wait=2)
+    assert sorted(e["type"] for e in analytics) == ["payment.confirmed", "reservation.created"]
+    unsent = db.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL").fetchone()
+    assert unsent["n"] == 0
+
+
+@pytest.mark.usefixtures("quiet_queues", "event_runner")
+def test_receipt_and_stats_recorded_by_subscribers(client, customer, manager, make_session):
+    session = make_session()
+    reservation = hold(client, customer, session["id"], ["A1", "A2"])
+    sale = client.post(f"/reservations/{reservation['id']}/payment", token=customer["token"]).body
+
+    def receipt():
+        """a receipt for the sale"""
+        return client.get("/me/receipts", token=customer["token"]).body["items"]
+
+    items = eventually(receipt)
+    assert len(items) == 1 and items[0]["sale_id"] == sale["id"]
+    assert items[0]["amount_cents"] == 5000 and items[0]["reservation_id"] == reservation["id"]
+
+    def sold():
+        """stats count the sale"""
+        body = client.get(f"/sessions/{session['id']}/stats", token=manager["token"]).body
+        return body if body["sold_seats"] == 2 else None
+
+    stats = eventually(sold)
+    assert stats == {
+        "session_id": session["id"],
+        "sold_seats": 2,
+        "revenue_cents": 5000,
+        "expired_reservations": 0,
+        "released_seats": 0,
+    }
+    assert client.get(f"/sessions/{session['id']}/stats", token=customer["token"]).status == 403
+
+
+@pytest.mark.usefixtures("quiet_queues", "event_runner")
+def test_hold_expires_through_the_delay_queue(
+    client, customer, manager, make_session, db, hold_seconds
+):
+    hold_seconds(2)
+    session = make_session()
+    reservation = hold(client, customer, session["id"], ["B1", "B2", "B3"])
+    expiry = db.execute(
+        "SELECT published_at IS NOT NULL AS sent FROM outbox WHERE destination = 'expiry'"
+    ).fetchone()
+    assert expiry["sent"], "the expiry message is sent right after the hold commits"
+
+    def expired():
+        """the reservation row is EXPIRED"""
+        row = db.execute(
+            "SELECT status FROM reservations WHERE id = %s", (reservation["id"],)
+        ).fetchone()
+        return row["status"] == "EXPIRED"
+
+    eventually(expired)
+    held = db.execute("SELECT count(*) AS n FROM seats WHERE hold_id IS NOT NULL").fetchone()
+    assert held["n"] == 0
+
+    def counted():
+        """stats count the expiry and the released seats"""
+        body = client.get(f"/sessions/{session['id']}/stats", token=manager["token"]).body
+        return body if body["released_seats"] == 3 else None
+
+    stats = eventually(counted)
+    assert stats["expired_reservations"] == 1 and stats["sold_seats"] == 0
+
+
+def test_expiry_message_early_late_twice_or_after_payment_is_harmless(
+    client, customer, make_session, db
+):
+    session = make_session()
+    paid = hold(client, customer, session["id"], ["A1"])
+    client.post(f"/reservations/{paid['id']}/payment", token=customer["token"])
+    pending = hold(client, customer, session["id"], ["A2"])
+
+    for reservation_id in (paid["id"], pending["id"], pending["id"]):
+        handlers.expire(json.dumps({"reservation_id": reservation_id}))
+    statuses = {
+        r["id"]: r["status"] for r in db.execute("SELECT id::text AS id, status FROM reservations")
+    }
+    assert statuses == {paid["id"]: "CONFIRMED", pending["id"]: "PENDING"}
+    assert (
+        db.execute("SELECT count(*) AS n FROM seats WHERE sale_id IS NOT NULL").fetchone()["n"] == 1
+    )
+
+    db.execute(
+        "UPDATE reservations SET expires_at = now() - interval '1 s' WHERE id = %s",
+        (pending["id"],),
+    )
+    db.execute(
+        "UPDATE seats SET held_until = now() - interval '1 s' WHERE hold_id = %s", (pending["id"],)
+    )
+    for _ in range(2):  # late, then a duplicate
+        handlers.expire(json.dumps({"reservation_id": pending["id"]}))
+    events = db.execute(
+        "SELECT event_type FROM outbox WHERE aggregate_id = %s AND destination = 'events' "
+        "ORDER BY id",
+        (pending["id"],),
+    ).fetchall()
+    assert [e["event_type"] for e in events] == [
+        "reservation.created",
+        "reservation.expired",
+        "seats.released",
+    ]
+
+
+def test_duplicate_delivery_has_one_effect(customer, make_session, client, db):
+    session = make_session()
+    reservation = hold(client, customer, session["id"], ["A1"])
+    client.post(f"/reservations/{reservation['id']}/payment", token=customer["token"])
+    body = db.execute("SELECT body FROM outbox WHERE event_type = 'payment.confirmed'").fetchone()[
+        "body"
+    ]
+    message = json.dumps(body)
+    for _ in range(3):
+        handlers.notify(message)
+        handlers.count(message)
+    assert db.execute("SELECT count(*) AS n FROM receipts").fetchone()["n"] == 1
+    stats = db.execute("SELECT sold_seats, revenue_cents FROM session_stats").fetchone()
+    assert stats == {"sold_seats": 1, "revenue_cents": 2500}
+
+
+def test_crash_between_commit_and_publish_is_repaired_by_the_relay(
+    client, customer, make_session, db, monkeypatch, quiet_queues
+):
+    """The publish after commit fails (as if the process died there); the sweep's relay sends
+    every row later, and none is lost."""
+    session = make_session()
+    monkeypatch.setattr(relay, "publish", lambda outbox_ids: 0)
+    reservation = hold(client, customer, session["id"], ["A1"])
+    client.post(f"/reservations/{reservation['id']}/payment", token=customer["token"])
+    unsent = db.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL").fetchone()
+    assert unsent["n"] == 3  # created, expiry due, payment confirmed
+    monkeypatch.undo()
+
+    assert handlers.sweep()["published"] == 3
+    assert (
+        db.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL").fetchone()["n"]
+        == 0
+    )
+    analytics = drain(get_settings().analytics_queue_name, wait=2)
+    assert sorted(e["type"] for e in analytics) == ["payment.confirmed", "reservation.created"]
+
+
+def test_aws_endpoint_down_keeps_selling_and_events_wait(
+    client, customer, make_session, db, monkeypatch, quiet_queues
+):
+    session = make_session()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    clients.reset()
+    reservation = hold(client, customer, session["id"], ["A1"])
+    sale = client.post(f"/reservations/{reservation['id']}/payment", token=customer["token"])
+    assert sale.status == 200
+    assert (
+        db.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL").fetchone()["n"]
+        == 3
+    )
+    monkeypatch.undo()
+    clients.reset()
+    monkeypatch.setattr(relay, "_paused_until", 0.0)
+    assert handlers.sweep()["published"] == 3
+    notifications = drain(get_settings().notifications_queue_name, wait=2)
+    assert [e["payload"]["sale_id"] for e in notifications] == [sale.body["id"]]
+
+
+def test_poison_message_lands_in_the_dlq(event_runner):
+    settings = get_settings()
+    sqs = clients.client("sqs")
+    url = clients.queue_url(settings.notifications_queue_name)
+    sqs.purge_queue(QueueUrl=clients.queue_url(f"{settings.notifications_queue_name}-dlq"))
+    sqs.send_message(QueueUrl=url, MessageBody="this is not an event")
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    try:
+
+        def dead_lettered():
+            """the poison message is in the DLQ"""
+            return _peek(f"{settings.notifications_queue_name}-dlq")
+
+        bodies = eventually(dead_lettered, timeout=40)
+        assert bodies == ["this is not an event"]
+    finally:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "30"})
+
+
+def _peek(queue_name: str) -> list[str]:
+    got = clients.client("sqs").receive_message(
+        QueueUrl=clients.queue_url(queue_name), MaxNumberOfMessages=10, VisibilityTimeout=0
+    )
+    return [m["Body"] for m in got.get("Messages", [])]
