@@ -64,9 +64,9 @@ def start_system(
         if process.poll() is not None:
             raise AssertionError(f"make run exited early:\n{log_path.read_text()}")
         try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+            if requests.get(f"{url}/health", timeout=5).status_code == 200:
                 return LiveSystem(url, process, log_path)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     process.kill()

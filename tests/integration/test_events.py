@@ -267,8 +267,8 @@ def test_poison_message_lands_in_the_dlq(event_runner):
     sqs = clients.client("sqs")
     url = clients.queue_url(settings.notifications_queue_name)
     sqs.purge_queue(QueueUrl=clients.queue_url(f"{settings.notifications_queue_name}-dlq"))
-    sqs.send_message(QueueUrl=url, MessageBody="this is not an event")
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    sqs.send_message(QueueUrl=url, MessageBody="this is not an event")
     try:
 
         def dead_lettered():
@@ -278,7 +278,7 @@ def test_poison_message_lands_in_the_dlq(event_runner):
         bodies = eventually(dead_lettered, timeout=40)
         assert bodies == ["this is not an event"]
     finally:
-        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "30"})
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "60"})
 
 
 def _peek(queue_name: str) -> list[str]:

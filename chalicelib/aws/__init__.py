@@ -1,0 +1,1 @@
+"""Adapters for AWS: SNS/SQS clients, provisioning from infra/, an embedded endpoint."""

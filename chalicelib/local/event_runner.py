@@ -1,0 +1,289 @@
+"""The local stand-in for Lambda's SQS event source mappings and EventBridge schedules.
+
+`chalice local` serves HTTP only: it never runs `@app.on_sqs_message` or `@app.schedule`
+handlers. This runner reads the app's own registry of event sources (`app.event_sources`) and,
+for each one, does what AWS would do:
+
+- SQS: long-polls the queue (found by name), calls the handler with the payload Lambda builds
+  (Records with messageId, receiptHandle, body, attributes, messageAttributes...). When the
+  handler returns, the batch is deleted. When it raises, the messages are left alone: they
+  reappear after the queue's visibility timeout and, after its maxReceiveCount, SQS moves them to
+  the dead-letter queue, exactly as with Lambda (which retries the whole batch, too).
+- Schedules: calls the handler with a "Scheduled Event" every period of its rate() expression.
+  LOCAL_SCHEDULE_SECONDS, if set, replaces every period (and makes cron() schedules run too),
+  e.g. `LOCAL_SCHEDULE_SECONDS=1` sweeps every second locally where AWS sweeps every minute.
+  Without it, cron() schedules are skipped with a warning: only rates are timed locally.
+
+Threads check `stop_event` at least every few seconds, so setting it stops the runner promptly.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from chalice.app import ScheduledEventConfig, SQSEventConfig
+
+log = logging.getLogger("boxoffice.local")
+
+ACCOUNT = "123456789012"  # what scheduled events name; SQS events carry the queue's real ARN
+MAX_WAIT_SECONDS = 5  # long-poll wait: short, so that a stop is noticed within seconds
+RETRY_SECONDS = 1.0  # pause after a failed AWS call (endpoint not up yet, queue not made yet)
+SECONDS_PER_UNIT = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+class LambdaContext:
+    """The parts of Lambda's context object that handlers and their libraries read."""
+
+    def __init__(self, function_name: str, region: str, timeout_s: float = 60) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function_name}"
+        self.memory_limit_in_mb = 128
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _lambda_message_attribute(attribute: dict[str, Any]) -> dict[str, Any]:
+    converted: dict[str, Any] = {
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": attribute["DataType"],
+    }
+    if "StringValue" in attribute:
+        converted["stringValue"] = attribute["StringValue"]
+    if "BinaryValue" in attribute:  # boto3 answers bytes; Lambda's JSON carries base64
+        converted["binaryValue"] = base64.b64encode(attribute["BinaryValue"]).decode()
+    return converted
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The payload Lambda hands an SQS-triggered function, from ReceiveMessage's messages."""
+    region = queue_arn.split(":")[3]
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {
+                    name: _lambda_message_attribute(attribute)
+                    for name, attribute in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }
+
+
+def scheduled_event(rule_name: str, region: str) -> dict[str, Any]:
+    """The payload EventBridge hands a scheduled function."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{ACCOUNT}:rule/{rule_name}"],
+        "detail": {},
+    }
+
+
+def rate_seconds(expression: Any) -> float | None:
+    """The period of a rate() schedule (a chalice Rate or its string); None for cron()."""
+    text = expression.to_string() if hasattr(expression, "to_string") else str(expression)
+    if text.startswith("cron("):
+        return None
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", text.strip())
+    if not match:
+        raise ValueError(f"not a schedule expression: {text!r}")
+    return int(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
+
+
+class EventRunner:
+    """Runs an app module's SQS and schedule handlers against an AWS endpoint until stopped.
+
+    app_module is the imported `app` module: its `app` attribute is the Chalice application and
+    each handler is a module-level function named after `handler_string`'s last part.
+    """
+
+    def __init__(
+        self,
+        app_module: ModuleType,
+        *,
+        stop_event: threading.Event,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        wait_seconds: int = MAX_WAIT_SECONDS,
+    ) -> None:
+        self.app_module = app_module
+        self.stop = stop_event
+        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.wait_seconds = min(wait_seconds, MAX_WAIT_SECONDS)
+        self.stage = os.environ.get("STAGE", "local")
+        self.threads: list[threading.Thread] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> list[str]:
+        """Starts one thread per SQS handler and per schedule; their names."""
+        sources = list(self.app_module.app.event_sources)
+        sqs = self._sqs_client(connections=len(sources) + 2)
+        schedule_override = os.environ.get("LOCAL_SCHEDULE_SECONDS")
+        for config in sources:
+            if isinstance(config, SQSEventConfig):
+                self._spawn(f"sqs:{config.queue}", self._consume, config, sqs)
+            elif isinstance(config, ScheduledEventConfig):
+                period = (
+                    float(schedule_override)
+                    if schedule_override
+                    else rate_seconds(config.schedule_expression)
+                )
+                if period is None:
+                    log.warning(
+                        "event runner: %s has a cron schedule; set LOCAL_SCHEDULE_SECONDS to run it",
+                        config.name,
+                    )
+                    continue
+                self._spawn(f"schedule:{config.name}", self._fire, config, period)
+            else:
+                log.warning("event runner: %s (%s) is not run locally", config.name, type(config))
+        log.info("event runner started: %s", ", ".join(t.name for t in self.threads) or "nothing")
+        return [t.name for t in self.threads]
+
+    def join(self, timeout: float | None = None) -> None:
+        """Waits for the threads after stop_event was set (each at most `timeout` seconds)."""
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _sqs_client(self, connections: int) -> Any:
+        credentials = {}
+        if self.endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
+            credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        config = Config(
+            # A long poll holds the connection for wait_seconds; the read must outlast it.
+            read_timeout=self.wait_seconds + 10,
+            connect_timeout=2,
+            retries={"max_attempts": 2, "mode": "standard"},
+            max_pool_connections=connections,
+        )
+        session = boto3.session.Session(region_name=self.region, **credentials)
+        return session.client("sqs", endpoint_url=self.endpoint_url, config=config)
+
+    def _handler(self, config: Any) -> Callable[[dict[str, Any], LambdaContext], Any]:
+        return getattr(self.app_module, config.handler_string.rsplit(".", 1)[-1])
+
+    def _context(self, config: Any) -> LambdaContext:
+        # Chalice names each function <app>-<stage>-<handler>.
+        name = f"{self.app_module.app.app_name}-{self.stage}-{config.name}"
+        return LambdaContext(name, self.region)
+
+    # --- SQS -------------------------------------------------------------------------------------
+
+    def _consume(self, config: SQSEventConfig, sqs: Any) -> None:
+        handler = self._handler(config)
+        queue = self._find_queue(config.queue, sqs)
+        if queue is None:
+            return
+        url, arn = queue
+        while not self.stop.is_set():
+            messages = self._receive(sqs, url, config)
+            if not messages:
+                continue
+            try:
+                handler(sqs_event(messages, arn), self._context(config))
+            except Exception:
+                log.exception(
+                    "event runner: %s failed on %d message(s); SQS will deliver them again",
+                    config.name,
+                    len(messages),
+                )
+                continue
+            self._delete(sqs, url, messages)
+
+    def _find_queue(self, name: str, sqs: Any) -> tuple[str, str] | None:
+        """(url, arn) of the named queue, waiting for it to exist; None if stopped first."""
+        complained = False
+        while not self.stop.is_set():
+            try:
+                url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+                return url, attributes["Attributes"]["QueueArn"]
+            except (BotoCoreError, ClientError) as error:
+                if not complained:
+                    log.warning("event runner: waiting for queue %s: %s", name, error)
+                    complained = True
+                self.stop.wait(RETRY_SECONDS)
+        return None
+
+    def _receive(self, sqs: Any, url: str, config: SQSEventConfig) -> list[dict[str, Any]]:
+        try:
+            answer = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(config.batch_size, 10),
+                WaitTimeSeconds=self.wait_seconds,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+        except (BotoCoreError, ClientError) as error:
+            if not self.stop.is_set():
+                log.warning("event runner: cannot receive from %s: %s", config.queue, error)
+                self.stop.wait(RETRY_SECONDS)
+            return []
+        return answer.get("Messages", [])
+
+    @staticmethod
+    def _delete(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
+        try:
+            answer = sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        except (BotoCoreError, ClientError) as error:
+            log.warning(
+                "event runner: could not delete a handled batch (it will return): %s", error
+            )
+            return
+        for failure in answer.get("Failed", []):
+            log.warning("event runner: could not delete a handled message: %s", failure)
+
+    # --- schedules -------------------------------------------------------------------------------
+
+    def _fire(self, config: ScheduledEventConfig, period: float) -> None:
+        handler = self._handler(config)
+        rule = f"{self.app_module.app.app_name}-{self.stage}-{config.name}-event"
+        while not self.stop.wait(period):
+            try:
+                handler(scheduled_event(rule, self.region), self._context(config))
+            except Exception:
+                log.exception("event runner: schedule %s failed", config.name)
