@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test migrate lint format bench test-localstack seed clean
+.PHONY: services run test migrate lint format bench test-localstack seed clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,19 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
-migrate: $(STAMP)
+migrate: $(STAMP) services
 	$(PY) -m chalicelib.db.migrate
 
-run: $(STAMP)
+services:
+	@WANT_CONNECTIONS=0 bash scripts/prepare-services.sh
+
+run: $(STAMP) services
 	$(PY) -m chalicelib.local.run
 
+# The race tests put 200 buyers on 200 connections: prepare-services raises max_connections.
 test: $(STAMP)
+	@bash scripts/prepare-services.sh
+	@bash scripts/install-browser.sh || echo "no Chromium: set BOXOFFICE_SKIP_BROWSER=1 to skip the browser test"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

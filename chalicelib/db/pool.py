@@ -55,7 +55,9 @@ def get_pool() -> ConnectionPool:
                         "connect_timeout": 3,
                         "application_name": "boxoffice",
                     },
-                    timeout=3,
+                    # Waiting longer for a connection than a client would wait for an answer is
+                    # pointless: give up after 2 s and answer 503.
+                    timeout=2,
                     reconnect_timeout=0,
                     open=False,
                     name="boxoffice",
@@ -87,7 +89,6 @@ TRANSIENT_ERRORS = (
     pg_errors.LockNotAvailable,
     pg_errors.QueryCanceled,
     psycopg.OperationalError,
-    PoolTimeout,
 )
 
 
@@ -122,6 +123,9 @@ def in_transaction(work: Callable[[psycopg.Connection], T], *, attempts: int = 4
     )
     try:
         return retrying(_attempt, work)
+    except PoolTimeout as exc:
+        logger.error("no database connection within the pool timeout", extra={"error": repr(exc)})
+        raise ServiceUnavailable("the database is not reachable; retry shortly") from exc
     except RetryError as exc:
         cause = exc.last_attempt.exception()
         logger.error("database unavailable after retries", extra={"error": repr(cause)})
