@@ -12,6 +12,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 
 from moto.server import ThreadedMotoServer
@@ -34,9 +35,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+def _not_about_unsupported_resources(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("No Moto CloudFormation support")
+
+
+def _quiet_moto() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
+    # moto's CloudFormation warns, on every deploy, that it skips subscriptions and queue
+    # policies; provision() notices that itself, says so in one line and creates them directly.
+    logging.getLogger("moto").addFilter(_not_about_unsupported_resources)
+    warnings.filterwarnings("ignore", "Tried to parse AWS::", UserWarning)
+
+
 def _start_moto(host: str, port: int) -> ThreadedMotoServer | None:
     """The started server, or None if it could not bind the port."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
+    _quiet_moto()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     # start() waits forever when the port is taken (the bind fails in moto's own thread and the
     # ready event never fires), so it runs in a thread of ours that we can stop waiting for.

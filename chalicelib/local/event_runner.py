@@ -39,7 +39,9 @@ from chalice.app import ScheduledEventConfig, SQSEventConfig
 log = logging.getLogger("boxoffice.local")
 
 ACCOUNT = "123456789012"  # what scheduled events name; SQS events carry the queue's real ARN
-MAX_WAIT_SECONDS = 5  # long-poll wait: short, so that a stop is noticed within seconds
+# A stop waits for the long polls in flight, so they are short: 2 s unless asked, never over 5 s.
+DEFAULT_WAIT_SECONDS = 2
+MAX_WAIT_SECONDS = 5
 RETRY_SECONDS = 1.0  # pause after a failed AWS call (endpoint not up yet, queue not made yet)
 SECONDS_PER_UNIT = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -129,6 +131,8 @@ class EventRunner:
 
     app_module is the imported `app` module: its `app` attribute is the Chalice application and
     each handler is a module-level function named after `handler_string`'s last part.
+    endpoint_url and region default to AWS_ENDPOINT_URL and AWS_DEFAULT_REGION (or us-east-1);
+    wait_seconds is each long poll's WaitTimeSeconds, which bounds how long a stop takes.
     """
 
     def __init__(
@@ -138,7 +142,7 @@ class EventRunner:
         stop_event: threading.Event,
         endpoint_url: str | None = None,
         region: str | None = None,
-        wait_seconds: int = MAX_WAIT_SECONDS,
+        wait_seconds: int = DEFAULT_WAIT_SECONDS,
     ) -> None:
         self.app_module = app_module
         self.stop = stop_event
@@ -166,7 +170,7 @@ class EventRunner:
                 )
                 if period is None:
                     log.warning(
-                        "event runner: %s has a cron schedule; set LOCAL_SCHEDULE_SECONDS to run it",
+                        "event runner: %s runs on cron; set LOCAL_SCHEDULE_SECONDS to run it",
                         config.name,
                     )
                     continue
