@@ -31,6 +31,11 @@ def api_docs():
     return docs.swagger_ui()
 
 
+@app.route("/api-docs/{asset}", methods=["GET"])
+def api_docs_asset(asset):
+    return docs.swagger_asset(asset)
+
+
 @app.route("/auth/signup", methods=["POST"], content_types=JSON_BODIES)
 def sign_up():
     return endpoints.sign_up(app.current_request)

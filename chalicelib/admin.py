@@ -12,7 +12,7 @@ import sys
 from chalicelib.db.migrate import create_database_if_missing, migrate
 from chalicelib.domain.errors import BoxOfficeError
 from chalicelib.settings import get_settings
-from chalicelib.web.schemas import Credentials, parse_model
+from chalicelib.web.schemas import SignUp, parse_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.services import accounts
 
     try:
+        # The same rules as a customer's signup: a manager's password is 8-128 characters too.
         credentials = parse_model(
-            Credentials, json.dumps({"email": args.email, "password": args.password})
+            SignUp,
+            json.dumps(
+                {
+                    "email": args.email,
+                    "password": args.password,
+                    "name": args.name or args.email.split("@")[0],
+                }
+            ),
         )
         url = get_settings().database_url
         create_database_if_missing(url)
@@ -37,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         user, created = accounts.ensure_user(
             email=credentials.email,
             password=credentials.password,
-            name=args.name or credentials.email.split("@")[0],
+            name=credentials.name,
             role=args.role,
         )
     except BoxOfficeError as exc:

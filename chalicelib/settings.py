@@ -9,6 +9,7 @@ from dataclasses import dataclass
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/boxoffice"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_JWT_SECRET = "boxoffice-local-development-secret-change-me"
+DEVELOPMENT_STAGES = ("local", "test")
 
 
 class ConfigurationError(RuntimeError):
@@ -73,10 +74,13 @@ class Settings:
         if settings.hold_seconds > 900:
             # SQS delays a message by at most 900 s; the expiry message must fit.
             raise ConfigurationError("HOLD_SECONDS must be at most 900")
-        if stage == "prod" and (
+        # The built-in secret is public (it is in this file): only development stages may use it.
+        if stage not in DEVELOPMENT_STAGES and (
             settings.jwt_secret == DEFAULT_JWT_SECRET or len(settings.jwt_secret) < 32
         ):
-            raise ConfigurationError("refusing to start in prod without a strong JWT_SECRET")
+            raise ConfigurationError(
+                f"refusing to start stage {stage!r} without a JWT_SECRET of 32+ characters"
+            )
         return settings
 
 

@@ -13,13 +13,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from chalicelib.db import in_transaction
 from chalicelib.domain.errors import Conflict, Unauthorized
+from chalicelib.settings import DEVELOPMENT_STAGES
 
 
 @functools.cache
 def password_hasher() -> PasswordHasher:
     # Tests and benchmarks may pick argon2's cheapest profile to create thousands of users;
     # everything else uses the library's recommended parameters (RFC 9106 low-memory).
-    if os.environ.get("PASSWORD_HASH_PROFILE") == "CHEAPEST" and os.environ.get("STAGE") != "prod":
+    stage = os.environ.get("STAGE", "local")
+    if os.environ.get("PASSWORD_HASH_PROFILE") == "CHEAPEST" and stage in DEVELOPMENT_STAGES:
         return PasswordHasher.from_parameters(profiles.CHEAPEST)
     return PasswordHasher()
 

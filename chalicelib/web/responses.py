@@ -12,7 +12,8 @@ from chalice import Response
 from chalicelib.domain.errors import BoxOfficeError, NotFound, RateLimited
 from chalicelib.log import logger
 
-JSON = {"Content-Type": "application/json"}
+# nosniff: a browser never reads a JSON answer (which may echo client input) as HTML or script.
+JSON = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -1,0 +1,129 @@
+"""A person's view of /api-docs: headless Chromium (Debian's, driven by Playwright) opens Swagger UI
+from a real local HTTP server, sees every operation of the document listed, runs one with "Try it
+out", and leaves a screenshot in test-artifacts/api-docs.png.
+
+The page must work offline: every request it makes goes to the server itself. Chromium comes from
+scripts/install-browser.sh (`make test` runs it); without it this test fails rather than skips,
+unless BOXOFFICE_SKIP_BROWSER=1 says to skip it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from chalicelib.web import docs
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("BOXOFFICE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("BOXOFFICE_SKIP_BROWSER") == "1", reason="BOXOFFICE_SKIP_BROWSER=1"
+)
+
+
+@pytest.fixture(scope="module")
+def live_url() -> Iterator[str]:
+    import app as app_module
+    from chalicelib.local.server import make_server
+
+    server = make_server(app_module.app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, name="docs-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: run scripts/install-browser.sh "
+            "(or set BOXOFFICE_SKIP_BROWSER=1 to skip the browser test)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_swagger_ui_lists_every_operation_and_runs_one(live_url, browser):
+    document = docs.document()
+    expected = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    foreign: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
+    own_host = urlsplit(live_url).netloc
+    page.on(
+        "request",
+        lambda r: (
+            foreign.append(r.url)
+            if urlsplit(r.url).scheme in ("http", "https") and urlsplit(r.url).netloc != own_host
+            else None
+        ),
+    )
+    try:
+        answer = page.goto(f"{live_url}/api-docs", wait_until="networkidle")
+        assert answer is not None and answer.status == 200
+        page.wait_for_selector(".opblock-summary", timeout=30_000)
+        assert "boxoffice" in page.locator(".info .title").inner_text()
+
+        listed = set()
+        for block in page.locator(".opblock").all():
+            method = block.locator(".opblock-summary-method").inner_text().strip().upper()
+            path = block.locator(".opblock-summary-path").get_attribute("data-path")
+            listed.add((method, path))
+        assert listed == expected
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "api-docs.png"), full_page=True)
+
+        # "Try it out" on GET /sessions: the relative server URL resolves to this server.
+        operation = page.locator("#operations-sessions-list_sessions")
+        operation.locator(".opblock-summary").click()
+        operation.locator("button.try-out__btn").click()
+        operation.locator("button.execute").click()
+        status = operation.locator(".live-responses-table tbody .response-col_status").first
+        status.wait_for(timeout=30_000)
+        assert status.inner_text().strip().startswith("200")
+        assert (
+            '"items"' in operation.locator(".live-responses-table .microlight").first.inner_text()
+        )
+        page.screenshot(path=str(ARTIFACTS / "api-docs-try-it-out.png"), full_page=False)
+    finally:
+        context.close()
+    assert not foreign, f"the page reached beyond its own server: {foreign}"
+    assert not problems, problems

@@ -1,0 +1,226 @@
+"""The OpenAPI document: valid OpenAPI 3.0, one operation per route of app.py and no other, built
+from the same models that validate requests; the answers of a whole purchase conform to it; and
+Swagger UI with its files is served from the package."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from openapi_spec_validator import validate
+
+from chalicelib.domain import errors
+from chalicelib.web import docs, openapi, schemas
+from tests.support.data import session_body
+from tests.support.openapi_check import assert_conforms
+
+ERROR_CODES = {
+    cls.code
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, errors.BoxOfficeError)
+} | {"UnsupportedMediaType"}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return docs.document()
+
+
+def test_document_is_valid_openapi_3_0(document):
+    validate(document)
+    assert document["openapi"].startswith("3.0.")  # the packaged Swagger UI 4 renders only 3.0
+
+
+def test_every_route_is_documented_and_nothing_else(app_module, document):
+    routes = {
+        (path, method): entry
+        for path, methods in app_module.app.routes.items()
+        for method, entry in methods.items()
+    }
+    documented = {
+        (path, method.upper()): operation
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert set(routes) == set(documented)
+    for key, entry in routes.items():
+        operation = documented[key]
+        assert operation["operationId"] == entry.view_name, key
+        takes_any = "*/*" in entry.content_types
+        assert ("415" not in operation["responses"]) == takes_any, key
+        if entry.view_args:
+            path_params = {p["name"] for p in operation["parameters"] if p["in"] == "path"}
+            assert path_params == set(entry.view_args), key
+
+
+def test_request_bodies_are_the_validating_models(document):
+    components = document["components"]["schemas"]
+    for model in (schemas.SignUp, schemas.Credentials, schemas.SessionCreate, schemas.HoldRequest):
+        generated = openapi.to_openapi30(
+            model.model_json_schema(ref_template=openapi.REF), keep_title=True
+        )
+        assert components[model.__name__] == generated
+        assert components[model.__name__]["additionalProperties"] is False  # unknown fields: 400
+    hold = components["HoldRequest"]["properties"]["seats"]
+    assert (hold["minItems"], hold["maxItems"], hold["uniqueItems"]) == (1, 10, True)
+    sessions = components["SessionCreate"]["properties"]
+    assert (sessions["rows"]["minimum"], sessions["rows"]["maximum"]) == (1, 26)
+    assert (sessions["seats_per_row"]["minimum"], sessions["seats_per_row"]["maximum"]) == (1, 50)
+    assert sessions["price_cents"]["minimum"] == 0
+    assert components["SignUp"]["properties"]["password"]["minLength"] == 8
+
+
+def test_parameters_headers_and_security(document):
+    paths = document["paths"]
+    limit, cursor = paths["/sessions"]["get"]["parameters"]
+    assert limit["name"] == "limit" and limit["in"] == "query" and not limit["required"]
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
+    assert cursor["name"] == "cursor" and cursor["schema"]["maxLength"] == 512
+    for path in ("/reservations", "/reservations/{reservation_id}/payment"):
+        (header,) = [p for p in paths[path]["post"]["parameters"] if p["in"] == "header"]
+        assert header["name"] == "Idempotency-Key" and not header["required"]
+        assert header["schema"]["maxLength"] == 255
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme == {**scheme, "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if "security" in operation:
+                assert "401" in operation["responses"], (method, path)
+            elif path != "/auth/login":  # bad credentials are its 401
+                assert "401" not in operation["responses"], (method, path)
+    assert "security" not in paths["/sessions"]["get"]
+    assert "security" not in paths["/sessions/{session_id}/seats"]["get"]
+
+
+def test_error_responses_name_their_codes(document):
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                schema = response["content"]["application/json"]["schema"]
+                if "allOf" in schema:
+                    ref, codes = schema["allOf"]
+                    assert ref == {"$ref": "#/components/schemas/ErrorBody"}
+                    assert set(codes["properties"]["Code"]["enum"]) <= ERROR_CODES
+                if status == "429":
+                    assert response["headers"]["Retry-After"]["required"] is True
+            if path != "/health":
+                assert "429" in operation["responses"], (method, path)
+            if path not in ("/openapi.json", "/api-docs", "/api-docs/{asset}"):
+                assert "503" in operation["responses"], (method, path)
+    holds = document["paths"]["/reservations"]["post"]["responses"]
+    assert set(holds) == {"201", "400", "401", "403", "404", "409", "422", "429", "503"}
+    conflict = holds["409"]["content"]["application/json"]["schema"]["allOf"][1]
+    assert conflict["properties"]["Code"]["enum"] == [
+        "SeatUnavailable",
+        "InvalidState",
+        "IdempotencyKeyInProgress",
+    ]
+
+
+def test_served_document_is_the_built_one(client, document):
+    answer = client.get("/openapi.json")
+    assert answer.status == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.body == document
+    assert json.loads(docs.document_text()) == document
+
+
+def test_swagger_ui_page_and_its_files(client):
+    page = client.get("/api-docs")
+    assert page.status == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "cdn" not in page.body.lower() and "https://" not in page.body
+    for asset, content_type in (
+        ("swagger-ui.css", "text/css; charset=utf-8"),
+        ("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+        ("swagger-initializer.js", "text/javascript; charset=utf-8"),
+    ):
+        assert f'"api-docs/{asset}"' in page.body
+        answer = client.get(f"/api-docs/{asset}")
+        assert answer.status == 200, asset
+        assert answer.headers["Content-Type"] == content_type
+        assert len(answer.body) > 100 and "sourceMappingURL" not in answer.body[-200:]
+    initializer = client.get("/api-docs/swagger-initializer.js").body
+    assert '"openapi.json"' in initializer and "validatorUrl: null" in initializer
+    for missing in ("index.html", "swagger-ui.js.map", "..%2Fapp.py", "x"):
+        answer = client.get(f"/api-docs/{missing}")
+        assert answer.status == 404 and answer.code == "NotFound", missing
+
+
+def test_a_whole_purchase_conforms_to_the_document(client, document, manager, customer):
+    """Random data rarely gets a hold or a payment through; this walks the success paths and
+    checks every answer, success or error, against the document."""
+
+    def check(method, template, answer, **values):
+        assert_conforms(document, method, template, answer.status, answer.body, answer.headers)
+        return answer
+
+    signed = check(
+        "POST",
+        "/auth/signup",
+        client.post(
+            "/auth/signup", {"email": "doc@example.com", "password": "password123", "name": "Doc"}
+        ),
+    )
+    assert signed.status == 201
+    check(
+        "POST",
+        "/auth/login",
+        client.post("/auth/login", {"email": "doc@example.com", "password": "password123"}),
+    )
+    check(
+        "POST",
+        "/auth/login",
+        client.post("/auth/login", {"email": "doc@example.com", "password": "wrong-password"}),
+    )
+    session = check(
+        "POST", "/sessions", client.post("/sessions", session_body(), token=manager["token"])
+    ).body
+    check("POST", "/sessions", client.post("/sessions", session_body(), token=customer["token"]))
+    check("GET", "/sessions", client.get("/sessions?limit=1"))
+    check("GET", "/sessions", client.get("/sessions?limit=0"))
+    check("GET", "/sessions/{session_id}", client.get(f"/sessions/{session['id']}"))
+    check("GET", "/sessions/{session_id}", client.get(f"/sessions/{uuid.uuid4()}"))
+    path = "/reservations"
+    held = check(
+        "POST",
+        path,
+        client.post(
+            path,
+            {"session_id": session["id"], "seats": ["A1", "A2"]},
+            token=customer["token"],
+            headers={"Idempotency-Key": "doc-1"},
+        ),
+    )
+    assert held.status == 201
+    taken = check(
+        "POST",
+        path,
+        client.post(
+            path, {"session_id": session["id"], "seats": ["A2"]}, token=signed.body["token"]
+        ),
+    )
+    assert taken.status == 409 and taken.body["seats"] == ["A2"]
+    check("GET", "/sessions/{session_id}/seats", client.get(f"/sessions/{session['id']}/seats"))
+    one = "/reservations/{reservation_id}"
+    check("GET", one, client.get(f"/reservations/{held.body['id']}", token=customer["token"]))
+    sale = check(
+        "POST",
+        one + "/payment",
+        client.post(f"/reservations/{held.body['id']}/payment", token=customer["token"]),
+    )
+    assert sale.status == 200
+    check("DELETE", one, client.delete(f"/reservations/{held.body['id']}", token=customer["token"]))
+    check("GET", "/me/purchases", client.get("/me/purchases", token=customer["token"]))
+    check("GET", "/me/receipts", client.get("/me/receipts", token=customer["token"]))
+    check("GET", "/me/receipts", client.get("/me/receipts"))
+    check(
+        "GET",
+        "/sessions/{session_id}/stats",
+        client.get(f"/sessions/{session['id']}/stats", token=manager["token"]),
+    )
+    check("GET", "/health", client.get("/health"))
