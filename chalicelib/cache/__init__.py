@@ -1,15 +1,34 @@
 """The Redis connection: one client (and pool) per process, with timeouts short enough that a dead
-Redis costs milliseconds. Redis only ever speeds things up; PostgreSQL decides who holds a seat."""
+Redis costs milliseconds. Redis only ever speeds things up; PostgreSQL decides who holds a seat.
+
+Every use goes through `use_redis`, behind a small circuit breaker: after a failure the process
+skips Redis for COOL_DOWN_SECONDS (the caller takes its PostgreSQL-only path at once) instead of
+paying a connect or read timeout on every request while Redis is down.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
+from redis.exceptions import NoScriptError
 
+from chalicelib.log import logger
 from chalicelib.settings import get_settings
 
 REDIS_ERRORS = (redis.RedisError, OSError)
+COOL_DOWN_SECONDS = 1.5
+
+T = TypeVar("T")
+
+
+class RedisUnavailable(Exception):
+    """Redis failed just now, or is being skipped after a recent failure: degrade, do not fail."""
 
 
 @functools.cache
@@ -22,3 +41,97 @@ def redis_client() -> redis.Redis:
         decode_responses=False,
         retry_on_timeout=False,
     )
+
+
+def key(*parts: str) -> str:
+    """A key in this stage's (or this test run's) namespace."""
+    return get_settings().redis_prefix + ":".join(parts)
+
+
+class CircuitBreaker:
+    """Closed while Redis answers. A failure opens it for `cool_down` seconds, during which
+    `allow()` says no; then one caller is let through to probe, and the others keep skipping until
+    that probe either succeeds (closed again) or fails (open for another cool-down)."""
+
+    def __init__(
+        self, cool_down: float = COOL_DOWN_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._cool_down = cool_down
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._retry_at: float | None = None  # None while closed
+
+    @property
+    def is_open(self) -> bool:
+        return self._retry_at is not None
+
+    def allow(self) -> bool:
+        if self._retry_at is None:
+            return True
+        with self._lock:
+            if self._retry_at is None:
+                return True
+            now = self._clock()
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + self._cool_down  # this caller probes; the rest keep skipping
+            return True
+
+    def succeeded(self) -> bool:
+        """Close. True when it was open, so the caller logs the recovery once."""
+        if self._retry_at is None:
+            return False
+        with self._lock:
+            was_open = self._retry_at is not None
+            self._retry_at = None
+            return was_open
+
+    def failed(self) -> bool:
+        """Open (again). True when it was closed, so the caller logs the outage once."""
+        with self._lock:
+            was_closed = self._retry_at is None
+            self._retry_at = self._clock() + self._cool_down
+            return was_closed
+
+
+breaker = CircuitBreaker()
+
+
+def use_redis(work: Callable[[redis.Redis], T]) -> T:
+    """`work(client)`, or RedisUnavailable if Redis is skipped or fails."""
+    if not breaker.allow():
+        raise RedisUnavailable("Redis failed moments ago; skipping it for now")
+    try:
+        result = work(redis_client())
+    except REDIS_ERRORS as exc:
+        if breaker.failed():
+            logger.warning(
+                "Redis is unreachable: seat maps come from PostgreSQL, and idempotency keys and "
+                "rate limits are not enforced until it answers again",
+                extra={"error": f"{type(exc).__name__}: {exc}"},
+            )
+        raise RedisUnavailable(str(exc)) from exc
+    if breaker.succeeded():
+        logger.info("Redis answers again: cache, idempotency keys and rate limits are back")
+    return result
+
+
+def reset() -> None:
+    """Forget the client and the breaker's state (tests that repoint REDIS_URL)."""
+    redis_client.cache_clear()
+    breaker.succeeded()
+
+
+class LuaScript:
+    """A Lua script run atomically by Redis: EVALSHA, loading the text on first use on a server
+    that has not seen it (a restart or failover empties the script cache)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    def __call__(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.text, len(keys), *keys, *args)

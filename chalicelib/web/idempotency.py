@@ -1,16 +1,205 @@
-"""Idempotency-Key handling (Redis: issue 4)."""
+"""Idempotency-Key on POST /reservations and POST /reservations/{id}/payment.
+
+The first request with a key runs; its answer (status and body, a 4xx refusal included) is kept
+for 24 h and any repeat by the same user gets exactly that answer. A repeat that arrives while the
+first is still running waits up to WAIT_FOR_FIRST_S for the first's answer, then gets 409
+IdempotencyKeyInProgress. The key names one request: the same key by the same user with another
+method, path or body is 422 IdempotencyKeyReused, on any route. A 5xx or a 429 is not kept: the
+key is released so a retry runs again.
+
+One Redis hash per (user, key): the request's fingerprint, the token of the request running it
+(a lease of RUNNING_LEASE_MS, so a crashed process frees the key), then the answer. Claiming a key
+and reading what it holds is one Lua script, so of any number of concurrent requests exactly one
+runs. Storing and releasing check the token, so a request whose lease ran out cannot overwrite a
+newer one's answer.
+
+Not powertools' idempotency utility: its Redis layer answers a concurrent duplicate with an
+immediate "already in progress" error (no waiting for the first answer), stores only returned
+values (a 4xx here is an exception), keeps a record in progress without expiry unless it is given
+the Lambda context, and raises the same persistence error whether Redis failed before or after the
+work ran, which makes failing open without running the work twice impossible to do safely.
+
+While Redis is unavailable keys are not enforced (fail open, logged): a retried hold then gets
+409 SeatUnavailable from PostgreSQL instead of a second hold on the same seats, and paying twice
+already returns the same sale, so nothing is sold or charged twice.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Request
 
+from chalicelib.cache import LuaScript, RedisUnavailable, key, use_redis
+from chalicelib.domain.errors import (
+    BoxOfficeError,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    ValidationError,
+)
+from chalicelib.log import logger
 from chalicelib.web.tokens import Caller
+
+HEADER = "idempotency-key"
+MAX_KEY_LENGTH = 255
+ANSWER_TTL_MS = 24 * 3600 * 1000
+# Longer than any request can run (4 transaction attempts of at most 5 s statements, plus
+# backoff, under Lambda's 30 s timeout); how long a crashed request's key stays "in progress".
+RUNNING_LEASE_MS = 45_000
+WAIT_FOR_FIRST_S = 5.0
+
+# KEYS[1] = the (user, key) record; ARGV = fingerprint, token, lease ms.
+# {1} when this request now runs it, else {0, fingerprint, status, body} (status and body are
+# false while the first request still runs).
+CLAIM = LuaScript(
+    """
+    if redis.call('EXISTS', KEYS[1]) == 0 then
+        redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'token', ARGV[2])
+        redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        return {1}
+    end
+    local held = redis.call('HMGET', KEYS[1], 'fingerprint', 'status', 'body')
+    return {0, held[1], held[2], held[3]}
+    """
+)
+
+# ARGV = token, status, body, ttl ms. Stores only while the claim is still this request's.
+STORE = LuaScript(
+    """
+    if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+    redis.call('HSET', KEYS[1], 'status', ARGV[2], 'body', ARGV[3])
+    redis.call('HDEL', KEYS[1], 'token')
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+    return 1
+    """
+)
+
+# ARGV = token. Frees the key (a 5xx or 429: nothing to keep) if the claim is still ours.
+RELEASE = LuaScript(
+    """
+    if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+    return 0
+    """
+)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The header's value, None if absent; 400 unless 1-255 printable ASCII characters."""
+    value = request.headers.get(HEADER)
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in value):
+        raise ValidationError(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
+        )
+    return value
+
+
+def canonical_body(raw: bytes | None) -> bytes:
+    """JSON bodies compared by meaning (key order and spacing do not make another request)."""
+    if not raw:
+        return b""
+    try:
+        return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        return raw
+
+
+def fingerprint(method: str, path: str, scope: str, raw_body: bytes | None) -> str:
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode(), scope.encode()):
+        digest.update(part + b"\n")
+    digest.update(canonical_body(raw_body))
+    return digest.hexdigest()
+
+
+def _record_key(caller: Caller, idem_key: str) -> str:
+    # Hashed: the header may hold any printable character, and up to 255 of them.
+    return key("idempotency", caller.user_id, hashlib.sha256(idem_key.encode()).hexdigest())
+
+
+def _request_fingerprint(request: Request, scope: str) -> str:
+    path = (request.context or {}).get("path") or request.path
+    return fingerprint(request.method, path, scope, request.raw_body)
 
 
 def once(
     request: Request, caller: Caller, scope: str, act: Callable[[], tuple[int, Any]]
 ) -> tuple[int, Any]:
-    return act()
+    """`act()`'s answer, or the stored answer of the first request with this Idempotency-Key."""
+    idem_key = idempotency_key(request)
+    if idem_key is None:
+        return act()
+    record = _record_key(caller, idem_key)
+    expected = _request_fingerprint(request, scope)
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + WAIT_FOR_FIRST_S
+    pause = 0.005
+    while True:
+        try:
+            claim = use_redis(lambda r: CLAIM(r, [record], [expected, token, RUNNING_LEASE_MS]))
+        except RedisUnavailable:
+            logger.warning("Idempotency-Key not enforced: Redis is unavailable")
+            return act()
+        if claim[0] == 1:
+            return _run_and_keep(record, token, act)
+        _, held_fingerprint, status, body = claim
+        if held_fingerprint is not None and held_fingerprint.decode() != expected:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a different request; use a new key"
+            )
+        if status is not None:
+            return int(status), json.loads(body)
+        if time.monotonic() >= deadline:
+            raise IdempotencyKeyInProgress(
+                "a request with this Idempotency-Key is still running; retry shortly"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def is_kept(status: int) -> bool:
+    """A 429 or a 5xx did nothing the client must not repeat: the key is freed for the retry."""
+    return status < 500 and status != 429
+
+
+def _run_and_keep(record: str, token: str, act: Callable[[], tuple[int, Any]]) -> tuple[int, Any]:
+    try:
+        status, body = act()
+    except BoxOfficeError as exc:
+        if is_kept(exc.status):
+            _keep(record, token, exc.status, exc.body())
+        else:
+            _release(record, token)
+        raise
+    except BaseException:
+        _release(record, token)
+        raise
+    if is_kept(status):
+        _keep(record, token, status, body)
+    else:
+        _release(record, token)
+    return status, body
+
+
+def _keep(record: str, token: str, status: int, body: Any) -> None:
+    try:
+        stored = use_redis(
+            lambda r: STORE(r, [record], [token, status, json.dumps(body), ANSWER_TTL_MS])
+        )
+    except RedisUnavailable:
+        stored = 0
+    if not stored:
+        logger.warning("the answer to an Idempotency-Key request could not be kept")
+
+
+def _release(record: str, token: str) -> None:
+    try:
+        use_redis(lambda r: RELEASE(r, [record], [token]))
+    except RedisUnavailable:
+        logger.warning("an Idempotency-Key could not be released; it frees when its lease ends")

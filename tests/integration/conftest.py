@@ -27,10 +27,8 @@ def aws_endpoint() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(autouse=True)
-def clean_state(database: str, aws_endpoint: str) -> Iterator[None]:
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+def delete_run_keys() -> None:
+    """Remove every Redis key of this run (its own prefix; other runs share the server)."""
     from chalicelib.cache import redis_client
 
     try:
@@ -40,6 +38,19 @@ def clean_state(database: str, aws_endpoint: str) -> Iterator[None]:
             client.delete(*keys)
     except Exception:
         pass  # a test may have pointed REDIS_URL at a dead port
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_keys() -> Iterator[None]:
+    yield
+    delete_run_keys()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(database: str, aws_endpoint: str) -> Iterator[None]:
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    delete_run_keys()
     yield
 
 
