@@ -128,7 +128,8 @@ def test_demo_flow(live_system):
         stats = requests.get(
             f"{api}/sessions/{session['id']}/stats", headers={"Authorization": f"Bearer {manager}"}
         ).json()
-        return stats if stats["expired_reservations"] == 1 else None
+        # reservation.expired and seats.released are two events; wait for both to be counted
+        return stats if stats["expired_reservations"] == 1 and stats["released_seats"] else None
 
     stats = wait_for(expiry_counted, 15, "expiry counted by the analytics subscriber")
     assert datetime.now(UTC) - expires_at < timedelta(seconds=10)
