@@ -1,0 +1,1 @@
+"""`make bench`: the flash-sale benchmark. `python -m bench --help` lists the flags."""

@@ -1,0 +1,398 @@
+"""What the worker processes run. Each task is `task(args, start)`: it prepares (imports, events,
+connections), calls `start()` to wait for the common release, works, and returns its samples.
+
+Service tasks call the Chalice app the way Lambda does: `app(event, context)` with an API Gateway
+proxy event, one request at a time per process. Only that call is timed; building the event and
+reading the answer are the client's side and stay outside the measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bench.harness import Sample
+
+Job = tuple[str, str, list[str], bool]  # (token or customer id, session id, seats, pay)
+
+
+class LambdaContext:
+    """What a Lambda context offers the app (the request id, the time left)."""
+
+    def __init__(self, function_name: str = "boxoffice-bench-api") -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self.function_name = function_name
+        self.memory_limit_in_mb = 1024
+        self._deadline = time.monotonic() + 30
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def proxy_event(
+    method: str,
+    resource: str,
+    path: str,
+    *,
+    path_parameters: dict[str, str] | None = None,
+    body: Any = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST API (proxy integration) event, as Lambda receives it."""
+    headers = {
+        "Host": "bench.execute-api.us-east-1.amazonaws.com",
+        "User-Agent": "boxoffice-bench",
+        "X-Forwarded-For": "127.0.0.1",
+    }
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/api{path}",
+            "stage": "api",
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": None if body is None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def hold_event(token: str, session_id: str, seats: list[str]) -> dict[str, Any]:
+    return proxy_event(
+        "POST",
+        "/reservations",
+        "/reservations",
+        body={"session_id": session_id, "seats": seats},
+        token=token,
+    )
+
+
+def pay_event(token: str, reservation_id: str) -> dict[str, Any]:
+    return proxy_event(
+        "POST",
+        "/reservations/{reservation_id}/payment",
+        f"/reservations/{reservation_id}/payment",
+        path_parameters={"reservation_id": reservation_id},
+        token=token,
+    )
+
+
+def seat_map_event(session_id: str) -> dict[str, Any]:
+    return proxy_event(
+        "GET",
+        "/sessions/{session_id}/seats",
+        f"/sessions/{session_id}/seats",
+        path_parameters={"session_id": session_id},
+    )
+
+
+_app: Any = None
+
+
+def warm_app() -> Any:
+    """Import the app (the cold start) and touch what a first request would set up: the pool,
+    Redis, the SNS and SQS clients and names. Done once per process, before any timing."""
+    global _app
+    if _app is None:
+        import app as app_module
+        from chalicelib.aws import clients
+        from chalicelib.cache import redis_client
+        from chalicelib.db import get_pool
+        from chalicelib.settings import get_settings
+
+        _app = app_module
+        get_pool().wait(timeout=10)
+        redis_client().ping()
+        clients.events_topic_arn()
+        clients.queue_url(get_settings().expiry_queue_name)
+        answer = _app.app(proxy_event("GET", "/health", "/health"), LambdaContext())
+        if answer["statusCode"] != 200:
+            raise RuntimeError(f"warm-up /health answered {answer}")
+    return _app
+
+
+def _invoke(event: dict[str, Any]) -> tuple[int, str, float]:
+    context = LambdaContext()
+    began = time.perf_counter()
+    answer = _app.app(event, context)
+    took = time.perf_counter() - began
+    return answer["statusCode"], answer.get("body") or "", took
+
+
+def _set_hold_seconds(seconds: int | None) -> Callable[[], None]:
+    """Change HOLD_SECONDS in this warm process; returns how to undo it."""
+    from chalicelib.settings import get_settings
+
+    if seconds is None:
+        return lambda: None
+    before = os.environ.get("HOLD_SECONDS")
+    os.environ["HOLD_SECONDS"] = str(seconds)
+    get_settings.cache_clear()
+
+    def undo() -> None:
+        if before is None:
+            os.environ.pop("HOLD_SECONDS", None)
+        else:
+            os.environ["HOLD_SECONDS"] = before
+        get_settings.cache_clear()
+
+    return undo
+
+
+def _defer_relay(undo_before: Callable[[], None]) -> Callable[[], None]:
+    """The proposed change, prototyped: the request commits and answers without publishing; its
+    outbox rows are left to a relay loop (bench.tasks.event_runner's, while the relay file
+    exists)."""
+    from chalicelib.events import relay
+
+    publish = relay.publish
+    relay.publish = lambda outbox_ids: 0
+
+    def undo() -> None:
+        relay.publish = publish
+        undo_before()
+
+    return undo
+
+
+def _profiler(args: dict[str, Any]) -> Any:
+    if not args.get("profile_to") or os.environ.get("BENCH_WORKER_INDEX") != "0":
+        return None
+    from pyinstrument import Profiler
+
+    return Profiler(interval=0.0005)
+
+
+def _save_profile(profiler: Any, args: dict[str, Any]) -> None:
+    if profiler is None:
+        return
+    base = args["profile_to"]
+    with open(f"{base}.txt", "w") as out:
+        out.write(profiler.output_text(unicode=True, color=False, show_all=False))
+    with open(f"{base}.html", "w") as out:
+        out.write(profiler.output_html())
+
+
+# --- the service: the Lambda handler -------------------------------------------------------
+
+
+def service_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """Hold each job's seats; pay the ones marked to pay. args: jobs, hold_seconds (optional)."""
+    warm_app()
+    undo = _set_hold_seconds(args.get("hold_seconds"))
+    if args.get("relay") == "deferred":
+        undo = _defer_relay(undo)
+    jobs: list[Job] = args["jobs"]
+    events = [hold_event(token, session_id, seats) for token, session_id, seats, _ in jobs]
+    samples: list[Sample] = []
+    profiler = _profiler(args)
+    start()
+    if profiler is not None:
+        profiler.start()
+    try:
+        for (token, _, _, pay), event in zip(jobs, events, strict=True):
+            status, body, took = _invoke(event)
+            samples.append(("hold", status, took))
+            if pay and status == 201:
+                status, _, took = _invoke(pay_event(token, json.loads(body)["id"]))
+                samples.append(("pay", status, took))
+    finally:
+        if profiler is not None:
+            profiler.stop()
+        undo()
+    _save_profile(profiler, args)
+    return samples
+
+
+def service_reads(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """GET /sessions/{id}/seats `count` times. args: session_id, count, path ("warm": through
+    the Redis cache; "postgres": the cache bypassed, as when Redis is down)."""
+    warm_app()
+    from chalicelib.cache import seat_maps
+
+    original = seat_maps.cached_snapshot
+    if args["path"] == "postgres":
+        seat_maps.cached_snapshot = lambda session_id: None
+    event = seat_map_event(args["session_id"])
+    samples: list[Sample] = []
+    try:
+        _invoke(event)  # the first read of a cold cache rebuilds it; not the steady state
+        start()
+        for _ in range(args["count"]):
+            status, _, took = _invoke(event)
+            samples.append(("read", status, took))
+    finally:
+        seat_maps.cached_snapshot = original
+    return samples
+
+
+# --- the limit: the same SQL on plain psycopg connections ------------------------------------
+
+
+def limit_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """`take_seats` and `confirm_payment`, each in its own transaction on one long-lived
+    connection: no HTTP, no handler, no Redis, no relay. args: jobs (customer ids), database_url,
+    hold_seconds."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from chalicelib.db.pool import CONNECTION_OPTIONS
+    from chalicelib.domain.errors import BoxOfficeError
+    from chalicelib.services.payments import confirm_payment
+    from chalicelib.services.reservations import take_seats
+
+    jobs: list[Job] = args["jobs"]
+    samples: list[Sample] = []
+    with psycopg.connect(
+        args["database_url"],
+        row_factory=dict_row,
+        options=CONNECTION_OPTIONS,
+        application_name="boxoffice-bench-limit",
+    ) as conn:
+        conn.execute("SELECT 1")
+        conn.commit()
+        start()
+        for customer_id, session_id, seats, pay in jobs:
+            began = time.perf_counter()
+            try:
+                reservation, _ = take_seats(
+                    conn,
+                    customer_id=customer_id,
+                    session_id=session_id,
+                    seats=seats,
+                    hold_seconds=args["hold_seconds"],
+                )
+                conn.commit()
+                status = 201
+            except BoxOfficeError as exc:
+                conn.rollback()
+                status, reservation = exc.status, None
+            samples.append(("hold", status, time.perf_counter() - began))
+            if pay and reservation is not None:
+                began = time.perf_counter()
+                try:
+                    confirm_payment(conn, str(reservation["id"]), customer_id)
+                    conn.commit()
+                    status = 200
+                except BoxOfficeError as exc:
+                    conn.rollback()
+                    status = exc.status
+                samples.append(("pay", status, time.perf_counter() - began))
+    return samples
+
+
+# --- over HTTP: the server `make run` starts -------------------------------------------------
+
+
+def http_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """Concurrent HTTP clients in this process (args: url, jobs, threads), each on its own
+    keep-alive connection; latency as the client sees it."""
+    import requests
+
+    url = args["url"]
+    jobs: list[Job] = args["jobs"]
+    threads = max(1, min(args["threads"], len(jobs)))
+    shares = [jobs[i::threads] for i in range(threads)]
+    results: list[list[Sample]] = [[] for _ in range(threads)]
+    go = threading.Event()
+
+    def client(share: list[Job], out: list[Sample]) -> None:
+        with requests.Session() as http:
+            http.get(f"{url}/health", timeout=10)  # open the connection before the start
+            go.wait()
+            for token, session_id, seats, pay in share:
+                auth = {"Authorization": f"Bearer {token}"}
+                began = time.perf_counter()
+                try:
+                    answer = http.post(
+                        f"{url}/reservations",
+                        json={"session_id": session_id, "seats": seats},
+                        headers=auth,
+                        timeout=30,
+                    )
+                    status = answer.status_code
+                except requests.RequestException:
+                    answer, status = None, 599
+                out.append(("hold", status, time.perf_counter() - began))
+                if pay and status == 201:
+                    began = time.perf_counter()
+                    try:
+                        status = http.post(
+                            f"{url}/reservations/{answer.json()['id']}/payment",
+                            headers=auth,
+                            timeout=30,
+                        ).status_code
+                    except requests.RequestException:
+                        status = 599
+                    out.append(("pay", status, time.perf_counter() - began))
+
+    workers = [
+        threading.Thread(target=client, args=(share, out), daemon=True)
+        for share, out in zip(shares, results, strict=True)
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)  # let every client connect
+    start()
+    go.set()
+    for worker in workers:
+        worker.join()
+    return [s for out in results for s in out]
+
+
+# --- the event side: what `make run`'s event runner does, for the whole run ------------------
+
+
+def event_runner(args: dict[str, Any], start: Callable[[], float]) -> dict[str, Any]:
+    """The app's event handlers fed the way Lambda's event source mappings and schedules feed
+    them, through chalicelib.local.event_runner as `make run` runs it (each SQS queue long-polled,
+    the sweep on its schedule), until the file `stop_file` exists. Several processes give each
+    queue several pollers, as Lambda scales its SQS pollers. Keeping the subscriber queues drained
+    matters here: moto's SQS slows down in proportion to a queue's depth."""
+    from chalicelib.events import relay
+    from chalicelib.local.event_runner import EventRunner
+
+    app_module = warm_app()
+    stop = threading.Event()
+    runner = EventRunner(app_module, stop_event=stop)
+
+    def relay_loop() -> None:
+        # Only while the relay file exists (the deferred-relay scenario): publish_backlog takes
+        # an advisory lock, so one process relays at a time, oldest rows first.
+        while not stop.is_set():
+            try:
+                if os.path.exists(args["relay_file"]) and relay.publish_backlog(batch_size=100):
+                    continue
+            except Exception as exc:  # keep relaying; the next round retries
+                print(f"bench relay loop: {exc!r}", flush=True)
+            stop.wait(0.1)
+
+    relaying = threading.Thread(target=relay_loop, daemon=True)
+    start()
+    runner.start()
+    relaying.start()
+    while not os.path.exists(args["stop_file"]):
+        time.sleep(0.2)
+    stop.set()
+    runner.join(timeout=10)
+    relaying.join(timeout=30)
+    return {}
