@@ -60,17 +60,20 @@ def start_system(
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"make run exited early:\n{log_path.read_text()}")
-        try:
-            if requests.get(f"{url}/health", timeout=5).status_code == 200:
-                return LiveSystem(url, process, log_path)
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"make run did not answer in 60 s:\n{log_path.read_text()}")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"make run exited early:\n{log_path.read_text()}")
+            try:
+                if requests.get(f"{url}/health", timeout=5).status_code == 200:
+                    return LiveSystem(url, process, log_path)
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"make run did not answer in 60 s:\n{log_path.read_text()}")
+    except BaseException:
+        process.kill()  # never leave a server running behind a failed start
+        raise
 
 
 def stop_system(system: LiveSystem) -> int:

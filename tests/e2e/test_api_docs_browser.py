@@ -10,7 +10,6 @@ unless BOXOFFICE_SKIP_BROWSER=1 says to skip it.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from chalicelib.web import docs
+from tests.support.live_server import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -41,16 +41,9 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def live_url() -> Iterator[str]:
     import app as app_module
-    from chalicelib.local.server import make_server
 
-    server = make_server(app_module.app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, name="docs-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(app_module.app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,9 +23,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from chalicelib.local.server import make_server
 from chalicelib.web import docs
 from tests.support.data import session_body
+from tests.support.live_server import serve_in_thread
 
 MAX_EXAMPLES = int(os.environ.get("BOXOFFICE_SCHEMATHESIS_EXAMPLES", "300"))
 SEED = os.environ.get("BOXOFFICE_SCHEMATHESIS_SEED")
@@ -49,14 +48,8 @@ WORLD: dict[str, Any] = {}
 
 @pytest.fixture(scope="module")
 def live_url(app_module) -> Iterator[str]:
-    server = make_server(app_module.app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, name="schemathesis-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(app_module.app) as url:
+        yield url
 
 
 @pytest.fixture
