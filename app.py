@@ -103,7 +103,7 @@ def receipts():
 
 @app.on_sqs_message(queue=settings.expiry_queue_name, batch_size=10)
 def expire_holds(event):
-    handlers.process_batch(event, handlers.expire)
+    handlers.expire_batch(event)
 
 
 @app.on_sqs_message(queue=settings.notifications_queue_name, batch_size=10)
@@ -119,3 +119,10 @@ def count_sales(event):
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sweep(event):
     handlers.sweep()
+
+
+# Each run relays for about a minute (its lambda_timeout), so runs overlap and the outbox is
+# always watched; see chalicelib/events/relay.py.
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def relay_outbox(event):
+    handlers.relay_outbox(event.context.get_remaining_time_in_millis)

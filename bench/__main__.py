@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/boxoffice_bench"
 REDIS_PREFIX = "boxoffice-bench:"
-SCENARIOS = ("limit", "distinct", "deferred", "flash", "reads", "expiry", "http")
+SCENARIOS = ("limit", "distinct", "flash", "reads", "expiry", "http")
 
 FULL = {
     "holds": 4000,
@@ -96,7 +96,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
-        "--profile", action="store_true", help="pyinstrument on worker 0 during distinct holds"
+        "--profile",
+        action="store_true",
+        help="pyinstrument on worker 0 during the distinct holds",
     )
     parser.add_argument("--log-level", default="INFO", help="the app's log level in the workers")
     parser.add_argument("--seed", type=int, default=20261123)
@@ -137,12 +139,49 @@ def bench_environment(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
+def flatten_moto_sqs_cost() -> None:
+    """Keep the emulator from setting the pace. moto 5.2.5's SendMessage reads the queue's
+    attributes, and those count the queue's messages (ApproximateNumberOfMessages...) by checking
+    each one's visibility and delay with datetime arithmetic, about 80 us a message: a send to a
+    queue holding 3,000 delayed expiry messages took about 240 ms, and every scenario slowed down
+    as queues filled. In this process's moto server: the counts are recomputed at most once a
+    second per queue (SQS calls them approximate too), and message time checks use time.time().
+    Receiving, delays, visibility and redrive behave as before."""
+    import time as clock
+
+    import moto.sqs.models as sqs_models
+
+    exact = sqs_models.unix_time_millis
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return clock.time() * 1000.0 if dt is None else exact(dt)
+
+    sqs_models.unix_time_millis = unix_time_millis
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    ):
+        count = getattr(sqs_models.Queue, name).fget
+
+        def recent(queue: Any, count: Any = count, name: str = name) -> int:
+            seen = queue.__dict__.setdefault("_bench_counts", {})
+            now = clock.monotonic()
+            if name not in seen or now - seen[name][0] > 1.0:
+                seen[name] = (now, count(queue))
+            return seen[name][1]
+
+        setattr(sqs_models.Queue, name, property(recent))
+
+
 def start_aws() -> tuple[str, Any]:
     """A moto server on a free port, provisioned from infra/ (the queues, the topic, the
     subscriptions), so the relay publishes for real."""
     import logging
 
     from moto.server import ThreadedMotoServer
+
+    flatten_moto_sqs_cost()
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
@@ -177,7 +216,6 @@ class Run:
         self.limit_session_ids: list[str] = []
         self.limit_scenario: Any = None
         self.log_path = args.results_dir / f"{stamp}-workers.log"
-        self.relay_file = args.results_dir / f"{stamp}.relay"
         self.pool = WorkerPool(args.processes, str(self.log_path))
 
     def add(self, scenario: Any) -> Any:
@@ -233,7 +271,15 @@ class Run:
             for part in split(jobs_for(plan, "token"), self.pool.size)
         ]
         outcome = self.pool.run("bench.tasks:service_holds", per)
-        service = self.add(collect("distinct_holds", outcome))
+        drained_s, left = self.wait_for_outbox()
+        service = self.add(
+            collect(
+                "distinct_holds",
+                outcome,
+                outbox_drained_after_s=drained_s,
+                outbox_left=left,
+            )
+        )
         limit = self.limit_scenario
         if limit is not None:
             self.ratios["distinct_holds_service_over_limit"] = round(
@@ -243,48 +289,20 @@ class Run:
                 service.per_s() / limit.per_s(), 3
             )
 
-    def deferred(self, users: list[Any]) -> None:
-        """A prototype of a proposed change, not the code as it is: the distinct holds again with
-        the relay taken off the request path (requests commit and answer; one relay loop in the
-        event processes publishes the outbox). Reports how long the backlog took to drain."""
+    def wait_for_outbox(self, timeout_s: float = 300) -> tuple[float, int]:
+        """How long after the last request the relay had sent every outbox row (the limit's rows
+        are marked sent without a relay), and how many were left if it did not."""
         import psycopg
 
-        from bench.data import distinct_plan
-        from bench.harness import collect, split
-
-        plan, _session_ids = distinct_plan(self.args.holds, users, self.rng, "Bench deferred")
-        per = [
-            {"jobs": part, "relay": "deferred"}
-            for part in split(jobs_for(plan, "token"), self.pool.size)
-        ]
-        self.relay_file.touch()
-        try:
-            outcome = self.pool.run("bench.tasks:service_holds", per)
-            ended = time.monotonic()
-            with psycopg.connect(self.args.database_url, autocommit=True) as conn:
-                while time.monotonic() - ended < 300:
-                    backlog = conn.execute(
-                        "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-                    ).fetchone()[0]
-                    if not backlog:
-                        break
-                    time.sleep(0.2)
-            drained = time.monotonic() - ended
-        finally:
-            self.relay_file.unlink(missing_ok=True)
-        service = self.add(
-            collect(
-                "distinct_holds_relay_deferred",
-                outcome,
-                prototype="relay.publish off the request path; a relay loop publishes",
-                outbox_backlog_drained_s=round(drained, 2),
-                outbox_left=backlog,
-            )
-        )
-        if self.limit_scenario is not None:
-            self.ratios["distinct_holds_deferred_relay_over_limit"] = round(
-                service.per_s("hold") / self.limit_scenario.per_s("hold"), 3
-            )
+        ended = time.monotonic()
+        with psycopg.connect(self.args.database_url, autocommit=True) as conn:
+            while True:
+                left = conn.execute(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                ).fetchone()[0]
+                if not left or time.monotonic() - ended > timeout_s:
+                    return round(time.monotonic() - ended, 2), left
+                time.sleep(0.1)
 
     def flash(self, buyers: list[Any]) -> None:
         from bench.data import flash_plan
@@ -533,12 +551,12 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     run = Run(args, stamp)
     stop_file = args.results_dir / f"{stamp}.stop"
-    # Each event process runs several pollers, the sweep and the relay loop on threads: it gets
+    # Each event process runs several pollers, the sweep and the outbox relay on threads: it gets
     # the local stage's pool size, not a single Lambda container's.
     events = WorkerPool(args.event_processes, str(run.log_path), {"DB_POOL_SIZE": "8"})
     running_events = events.dispatch(
         "bench.tasks:event_runner",
-        [{"stop_file": str(stop_file), "relay_file": str(run.relay_file)}] * events.size,
+        [{"stop_file": str(stop_file)}] * events.size,
     )
     # Expiry runs before the distinct holds: their unpaid holds (30 s) would otherwise run out
     # while the expiry scenario drains the same queue, and be counted in its lag.
@@ -546,7 +564,6 @@ def main(argv: list[str] | None = None) -> int:
         ("limit", lambda: run.limit(users)),
         ("expiry", lambda: run.expiry(users)),
         ("distinct", lambda: run.distinct(users)),
-        ("deferred", lambda: run.deferred(users)),
         ("flash", lambda: run.flash(buyers)),
         ("reads", lambda: run.reads(users)),
         ("http", lambda: run.http(http_buyers)),
@@ -603,8 +620,9 @@ def main(argv: list[str] | None = None) -> int:
         f"events: chalicelib.local.event_runner in {args.event_processes} processes for the "
         "whole run (every queue polled, the sweep every minute), as under `make run`",
         "service: app(event, context) with API Gateway proxy events in P spawned processes, one "
-        "request at a time each, DB_POOL_SIZE=1 (the prod stage's), relay publishing to a moto "
-        "server over HTTP",
+        "request at a time each, DB_POOL_SIZE=1 (the prod stage's); requests commit outbox rows "
+        "and the relay_outbox function in the event processes publishes them to a moto server "
+        "over HTTP",
         "rate limits off (RATE_LIMIT_PER_MINUTE=0, RATE_LIMIT_HOLDS_PER_MINUTE=0)",
         *(f"FAILED {f.splitlines()[0]}" for f in failures),
     ]

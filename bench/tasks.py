@@ -158,22 +158,6 @@ def _set_hold_seconds(seconds: int | None) -> Callable[[], None]:
     return undo
 
 
-def _defer_relay(undo_before: Callable[[], None]) -> Callable[[], None]:
-    """The proposed change, prototyped: the request commits and answers without publishing; its
-    outbox rows are left to a relay loop (bench.tasks.event_runner's, while the relay file
-    exists)."""
-    from chalicelib.events import relay
-
-    publish = relay.publish
-    relay.publish = lambda outbox_ids: 0
-
-    def undo() -> None:
-        relay.publish = publish
-        undo_before()
-
-    return undo
-
-
 def _profiler(args: dict[str, Any]) -> Any:
     if not args.get("profile_to") or os.environ.get("BENCH_WORKER_INDEX") != "0":
         return None
@@ -199,8 +183,6 @@ def service_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Samp
     """Hold each job's seats; pay the ones marked to pay. args: jobs, hold_seconds (optional)."""
     warm_app()
     undo = _set_hold_seconds(args.get("hold_seconds"))
-    if args.get("relay") == "deferred":
-        undo = _defer_relay(undo)
     jobs: list[Job] = args["jobs"]
     events = [hold_event(token, session_id, seats) for token, session_id, seats, _ in jobs]
     samples: list[Sample] = []
@@ -365,34 +347,18 @@ def http_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]
 def event_runner(args: dict[str, Any], start: Callable[[], float]) -> dict[str, Any]:
     """The app's event handlers fed the way Lambda's event source mappings and schedules feed
     them, through chalicelib.local.event_runner as `make run` runs it (each SQS queue long-polled,
-    the sweep on its schedule), until the file `stop_file` exists. Several processes give each
-    queue several pollers, as Lambda scales its SQS pollers. Keeping the subscriber queues drained
-    matters here: moto's SQS slows down in proportion to a queue's depth."""
-    from chalicelib.events import relay
+    the sweep and the outbox relay on their schedules), until the file `stop_file` exists.
+    Several processes give each queue several pollers, as Lambda scales its SQS pollers. Keeping
+    the subscriber queues drained matters here: moto's SQS slows down with a queue's depth."""
     from chalicelib.local.event_runner import EventRunner
 
     app_module = warm_app()
     stop = threading.Event()
     runner = EventRunner(app_module, stop_event=stop)
-
-    def relay_loop() -> None:
-        # Only while the relay file exists (the deferred-relay scenario): publish_backlog takes
-        # an advisory lock, so one process relays at a time, oldest rows first.
-        while not stop.is_set():
-            try:
-                if os.path.exists(args["relay_file"]) and relay.publish_backlog(batch_size=100):
-                    continue
-            except Exception as exc:  # keep relaying; the next round retries
-                print(f"bench relay loop: {exc!r}", flush=True)
-            stop.wait(0.1)
-
-    relaying = threading.Thread(target=relay_loop, daemon=True)
     start()
     runner.start()
-    relaying.start()
     while not os.path.exists(args["stop_file"]):
         time.sleep(0.2)
     stop.set()
     runner.join(timeout=10)
-    relaying.join(timeout=30)
     return {}

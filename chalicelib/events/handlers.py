@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -17,11 +18,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import clients
 from chalicelib.cache import seat_maps
-from chalicelib.db import in_transaction
 from chalicelib.events import relay, subscribers
-from chalicelib.events.outbox import schedule_expiry
 from chalicelib.log import logger
 from chalicelib.services import reservations
+
+# The relay returns with this much of its Lambda time left; the next run has started by then.
+RELAY_STOP_MARGIN_MS = 5_000
 
 
 class SQSRecord(Protocol):
@@ -41,28 +43,32 @@ def _queue_url_of(record: SQSRecord) -> str:
 
 def process_batch(records: Iterable[SQSRecord], handle: Callable[[str], Any]) -> int:
     done: list[SQSRecord] = []
-    failed: list[tuple[SQSRecord, Exception]] = []
+    failed: list[SQSRecord] = []
     for record in records:
         try:
             handle(record.body)
             done.append(record)
-        except Exception as exc:
+        except Exception:
             logger.exception("message failed; it will be retried, then dead-lettered")
-            failed.append((record, exc))
+            failed.append(record)
     if failed:
-        if done:
-            try:
-                clients.client("sqs").delete_message_batch(
-                    QueueUrl=_queue_url_of(done[0]),
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": r.receipt_handle}
-                        for i, r in enumerate(done)
-                    ],
-                )
-            except (BotoCoreError, ClientError):
-                logger.warning("could not delete the processed part of a failed batch")
-        raise BatchFailed(f"{len(failed)} of {len(failed) + len(done)} messages failed")
+        _fail_part(done, failed)
     return len(done)
+
+
+def _fail_part(done: list[SQSRecord], failed: list[SQSRecord]) -> None:
+    """Delete the records that were handled, and raise so that SQS delivers the rest again."""
+    if done:
+        try:
+            clients.client("sqs").delete_message_batch(
+                QueueUrl=_queue_url_of(done[0]),
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": r.receipt_handle} for i, r in enumerate(done)
+                ],
+            )
+        except (BotoCoreError, ClientError):
+            logger.warning("could not delete the processed part of a failed batch")
+    raise BatchFailed(f"{len(failed)} of {len(failed) + len(done)} messages failed")
 
 
 def notify(body: str) -> None:
@@ -73,41 +79,54 @@ def count(body: str) -> None:
     subscribers.record_analytics(subscribers.parse_event(body))
 
 
-def expire(body: str) -> None:
-    """One "expiry due" message. Early, late, duplicate or after-payment messages are harmless:
-    the hold is expired only if it is still PENDING and past its time. A message that came too
-    early (clock skew, an emulator's short delay) schedules another for the time left."""
+def _expiring_reservation(body: str) -> str:
     try:
-        message = json.loads(body)
-        reservation_id = str(message["reservation_id"])
+        return str(uuid.UUID(str(json.loads(body)["reservation_id"])))
     except (ValueError, KeyError, TypeError) as exc:
         raise subscribers.PoisonMessage(f"not an expiry message: {exc}") from exc
-    expired = reservations.expire_hold(reservation_id)
-    if expired.outbox_ids:
-        _after_expiry(expired)
-    else:
-        relay.publish(in_transaction(lambda conn: _reschedule_if_early(conn, reservation_id)))
+
+
+def expire_batch(records: Iterable[SQSRecord]) -> int:
+    """A batch of "expiry due" messages, in one transaction. Early, late, duplicate or
+    after-payment messages are harmless: a hold is expired only if it is still PENDING and past
+    its time, and an early message schedules another for the time left. A message that is not an
+    expiry message fails alone (retried, then dead-lettered); a failed transaction fails the
+    batch, which SQS delivers again."""
+    good: list[SQSRecord] = []
+    poison: list[SQSRecord] = []
+    reservation_ids: list[str] = []
+    for record in records:
+        try:
+            reservation_ids.append(_expiring_reservation(record.body))
+            good.append(record)
+        except subscribers.PoisonMessage:
+            logger.exception("message failed; it will be retried, then dead-lettered")
+            poison.append(record)
+    if reservation_ids:
+        _after_expiry(reservations.expire_due(reservation_ids))
+    if poison:
+        _fail_part(good, poison)
+    return len(good)
+
+
+def expire(body: str) -> None:
+    """One "expiry due" message (expire_batch with a batch of one)."""
+    _after_expiry(reservations.expire_due([_expiring_reservation(body)]))
 
 
 def _after_expiry(expired: reservations.Expired) -> None:
     for session_id in expired.session_ids:
         seat_maps.changed(session_id)
-    relay.publish(expired.outbox_ids)
 
 
-def _reschedule_if_early(conn, reservation_id: str) -> list[int]:
-    row = conn.execute(
-        """
-        SELECT expires_at FROM reservations
-         WHERE id = %s AND status = 'PENDING' AND expires_at > now()
-        """,
-        (reservation_id,),
-    ).fetchone()
-    return [schedule_expiry(conn, reservation_id, row["expires_at"])] if row else []
+def relay_outbox(remaining_ms: Callable[[], int]) -> int:
+    """The relay function: relays the outbox until its Lambda time is nearly up."""
+    return relay.run(lambda: remaining_ms() > RELAY_STOP_MARGIN_MS)
 
 
 def sweep(time_budget_s: float = 20.0) -> dict[str, int]:
-    """The safety net: expire every stale hold in batches, then relay the outbox backlog."""
+    """The safety net: expire every stale hold in batches, then relay the outbox backlog (in case
+    the relay function is down)."""
     started = time.monotonic()
     expired = 0
     while time.monotonic() - started < time_budget_s:

@@ -1,10 +1,15 @@
 """The outbox relay: sends committed outbox rows to SNS (events) or SQS (expiry), then marks them.
 
-Called right after a request commits, for that request's own rows, and by the scheduled sweep for
-anything left behind (a crash between commit and publish, an AWS endpoint that was down). Rows are
-claimed with SKIP LOCKED, so relays on many instances never send the same row at the same time;
-a crash after sending but before marking sends it again later, which is why consumers are
-idempotent on the event id (at-least-once delivery).
+Off the buyer's path. A request commits its change and its outbox rows and answers; it makes no
+AWS call. The relay function (`relay_outbox` in app.py, started every minute, each run polling for
+about a minute) picks rows up within POLL_S and sends them in batches: a 10-entry PublishBatch or
+SendMessageBatch carries ten requests' rows, and the chunks of one batch go out in parallel. The
+scheduled sweep relays too, so rows still go out if the relay function is down.
+
+Rows are claimed with SKIP LOCKED, so relays on many instances never send the same row at the same
+time; a crash after sending but before marking sends it again later, which is why consumers are
+idempotent on the event id (at-least-once delivery). Standard SNS/SQS do not keep order anyway;
+consumers do not depend on it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -26,87 +33,106 @@ from chalicelib.settings import get_settings
 SNS_BATCH = 10
 SQS_BATCH = 10
 MAX_SQS_DELAY = 900
-SWEEP_RELAY_LOCK = 7_414_002
-# After a failed send, requests stop trying for a moment and leave their rows to the sweep, so an
-# AWS outage costs one timeout per instance per pause, not one per request.
-PAUSE_AFTER_FAILURE_S = 5.0
-_paused_until = 0.0
+BATCH_ROWS = 50
+POLL_S = 0.05
+BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+# The claim stays open while the chunks are sent (each call is bounded by the client's timeouts);
+# the connection's default idle-in-transaction limit is for requests, not for this.
+CLAIM_TIMEOUT = "60s"
+
+_senders: ThreadPoolExecutor | None = None
+
+
+def _sender_pool() -> ThreadPoolExecutor:
+    global _senders
+    if _senders is None:
+        _senders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="relay-send")
+    return _senders
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def _send_events(rows: list[dict[str, Any]]) -> list[int]:
+def _send_events(chunk: list[dict[str, Any]]) -> list[int]:
+    answer = clients.client("sns").publish_batch(
+        TopicArn=clients.events_topic_arn(),
+        PublishBatchRequestEntries=[
+            {
+                "Id": str(row["id"]),
+                "Message": json.dumps(row["body"]),
+                "MessageAttributes": {
+                    "event_type": {"DataType": "String", "StringValue": row["event_type"]}
+                },
+            }
+            for row in chunk
+        ],
+    )
+    return [int(entry["Id"]) for entry in answer.get("Successful", [])]
+
+
+def _send_expiry_messages(chunk: list[dict[str, Any]], now: datetime) -> list[int]:
+    answer = clients.client("sqs").send_message_batch(
+        QueueUrl=clients.queue_url(get_settings().expiry_queue_name),
+        Entries=[
+            {
+                "Id": str(row["id"]),
+                "MessageBody": json.dumps(row["body"]),
+                # Whole seconds, rounded up: the message may come late by under a second, never
+                # early (an early one would only be rescheduled).
+                "DelaySeconds": min(
+                    MAX_SQS_DELAY, max(0, math.ceil((row["deliver_at"] - now).total_seconds()))
+                ),
+            }
+            for row in chunk
+        ],
+    )
+    return [int(entry["Id"]) for entry in answer.get("Successful", [])]
+
+
+def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
+    """Every chunk in parallel; the ids that went out and the failures."""
+    now = rows[0]["now"]
+    calls: list[Callable[[], list[int]]] = [
+        lambda chunk=chunk: _send_events(chunk)
+        for chunk in _chunks([r for r in rows if r["destination"] == "events"], SNS_BATCH)
+    ] + [
+        lambda chunk=chunk: _send_expiry_messages(chunk, now)
+        for chunk in _chunks([r for r in rows if r["destination"] == "expiry"], SQS_BATCH)
+    ]
+    futures = [_sender_pool().submit(call) for call in calls]
     sent: list[int] = []
-    topic = clients.events_topic_arn()
-    for chunk in _chunks(rows, SNS_BATCH):
-        answer = clients.client("sns").publish_batch(
-            TopicArn=topic,
-            PublishBatchRequestEntries=[
-                {
-                    "Id": str(row["id"]),
-                    "Message": json.dumps(row["body"]),
-                    "MessageAttributes": {
-                        "event_type": {"DataType": "String", "StringValue": row["event_type"]}
-                    },
-                }
-                for row in chunk
-            ],
-        )
-        sent.extend(int(entry["Id"]) for entry in answer.get("Successful", []))
-    return sent
+    failures: list[Exception] = []
+    for future in futures:
+        try:
+            sent += future.result()
+        except (BotoCoreError, ClientError) as exc:
+            failures.append(exc)
+    return sent, failures
 
 
-def _send_expiry_messages(rows: list[dict[str, Any]], now: datetime) -> list[int]:
-    sent: list[int] = []
-    queue = clients.queue_url(get_settings().expiry_queue_name)
-    for chunk in _chunks(rows, SQS_BATCH):
-        answer = clients.client("sqs").send_message_batch(
-            QueueUrl=queue,
-            Entries=[
-                {
-                    "Id": str(row["id"]),
-                    "MessageBody": json.dumps(row["body"]),
-                    "DelaySeconds": min(
-                        MAX_SQS_DELAY,
-                        max(0, math.ceil((row["deliver_at"] - now).total_seconds())),
-                    ),
-                }
-                for row in chunk
-            ],
-        )
-        sent.extend(int(entry["Id"]) for entry in answer.get("Successful", []))
-    return sent
-
-
-def _relay(conn: psycopg.Connection, outbox_ids: list[int] | None, limit: int) -> int:
+def _relay_batch(conn: psycopg.Connection, limit: int) -> tuple[int, int]:
+    """Claim up to `limit` unsent rows (skipping rows another relay holds), send them, mark the
+    ones that went out. Returns (claimed, sent)."""
+    conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{CLAIM_TIMEOUT}'")
     rows = conn.execute(
         """
         SELECT id, destination, event_type, body, deliver_at, now() AS now
           FROM outbox
          WHERE published_at IS NULL
-           AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
          ORDER BY id
-         LIMIT %(limit)s
+         LIMIT %s
            FOR UPDATE SKIP LOCKED
         """,
-        {"ids": outbox_ids, "limit": limit},
+        (limit,),
     ).fetchall()
     if not rows:
-        return 0
-    sent: list[int] = []
-    try:
-        sent += _send_events([r for r in rows if r["destination"] == "events"])
-        sent += _send_expiry_messages(
-            [r for r in rows if r["destination"] == "expiry"], rows[0]["now"]
-        )
-    except (BotoCoreError, ClientError) as exc:
-        global _paused_until
-        _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_S
+        return 0, 0
+    sent, failures = _send(rows)
+    if failures:
         logger.warning(
-            "could not publish outbox rows; they stay queued for the next relay",
-            extra={"error": repr(exc), "pending": len(rows) - len(sent)},
+            "could not publish outbox rows; they stay queued for the next round",
+            extra={"error": repr(failures[0]), "pending": len(rows) - len(sent)},
         )
     conn.execute(
         """
@@ -117,35 +143,44 @@ def _relay(conn: psycopg.Connection, outbox_ids: list[int] | None, limit: int) -
         """,
         {"sent": sent, "all": [r["id"] for r in rows]},
     )
-    return len(sent)
+    return len(rows), len(sent)
 
 
-def publish(outbox_ids: list[int]) -> int:
-    """Send these rows now (the request path, right after commit). Never raises: whatever could
-    not be sent is left for the sweep."""
-    if not outbox_ids or time.monotonic() < _paused_until:
-        return 0
-    try:
-        return in_transaction(lambda conn: _relay(conn, outbox_ids, len(outbox_ids)))
-    except Exception as exc:  # the sale is already committed; never fail the request here
-        logger.warning("outbox relay failed after commit", extra={"error": repr(exc)})
-        return 0
+def relay_batch(limit: int = BATCH_ROWS) -> tuple[int, int]:
+    """One batch in its own transaction: (claimed, sent)."""
+    return in_transaction(lambda conn: _relay_batch(conn, limit))
 
 
-def publish_backlog(batch_size: int = 100, max_batches: int = 50) -> int:
-    """Send whatever is still unpublished, oldest first (the scheduled sweep). One sweeper at a
-    time relays the backlog, so rows left behind go out in their original order."""
+def publish_backlog(time_budget_s: float = 10.0) -> int:
+    """Send what is unsent now, batch after batch, until nothing is left, a batch fails, or the
+    time is up (the sweep, and tests). Returns how many rows went out."""
     total = 0
-    for _ in range(max_batches):
-
-        def work(conn: psycopg.Connection) -> int | None:
-            got = conn.execute(
-                "SELECT pg_try_advisory_xact_lock(%s) AS mine", (SWEEP_RELAY_LOCK,)
-            ).fetchone()["mine"]
-            return _relay(conn, None, batch_size) if got else None
-
-        sent = in_transaction(work)
-        if not sent:
-            break
+    deadline = time.monotonic() + time_budget_s
+    while time.monotonic() < deadline:
+        claimed, sent = relay_batch()
         total += sent
+        if claimed == 0 or sent < claimed:
+            break
+    return total
+
+
+def run(keep_going: Callable[[], bool], sleep: Callable[[float], Any] = time.sleep) -> int:
+    """The relay function's loop: send batches while there are rows, poll every POLL_S when there
+    are none, back off while AWS or PostgreSQL fail. Returns how many rows went out."""
+    total = 0
+    failures = 0
+    while keep_going():
+        try:
+            claimed, sent = relay_batch()
+        except Exception as exc:  # PostgreSQL down or restarting: keep the loop alive
+            logger.warning("outbox relay round failed", extra={"error": repr(exc)})
+            claimed, sent = 1, 0
+        total += sent
+        if sent < claimed:
+            sleep(BACKOFF_S[min(failures, len(BACKOFF_S) - 1)])
+            failures += 1
+            continue
+        failures = 0
+        if claimed < BATCH_ROWS:
+            sleep(POLL_S)
     return total

@@ -4,12 +4,15 @@
 handlers. This runner reads the app's own registry of event sources (`app.event_sources`) and,
 for each one, does what AWS would do:
 
-- SQS: long-polls the queue (found by name), calls the handler with the payload Lambda builds
-  (Records with messageId, receiptHandle, body, attributes, messageAttributes...). When the
+- SQS: long-polls the queue (found by name) with LOCAL_SQS_POLLERS threads (2 unless set), calls
+  the handler with the payload Lambda builds (Records with messageId, receiptHandle, body,
+  attributes, messageAttributes...). When the
   handler returns, the batch is deleted. When it raises, the messages are left alone: they
   reappear after the queue's visibility timeout and, after its maxReceiveCount, SQS moves them to
   the dead-letter queue, exactly as with Lambda (which retries the whole batch, too).
-- Schedules: calls the handler with a "Scheduled Event" every period of its rate() expression.
+- Schedules: calls the handler with a "Scheduled Event" at start and every period of its rate()
+  expression after that, with a context whose time left follows the function's lambda_timeout in
+  .chalice/config.json and drops to 0 when the runner stops.
   LOCAL_SCHEDULE_SECONDS, if set, replaces every period (and makes cron() schedules run too),
   e.g. `LOCAL_SCHEDULE_SECONDS=1` sweeps every second locally where AWS sweeps every minute.
   Without it, cron() schedules are skipped with a warning: only rates are timed locally.
@@ -36,12 +39,17 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import ScheduledEventConfig, SQSEventConfig
 
+from chalicelib.local.stage import function_timeout
+
 log = logging.getLogger("boxoffice.local")
 
 ACCOUNT = "123456789012"  # what scheduled events name; SQS events carry the queue's real ARN
 # A stop waits for the long polls in flight, so they are short: 2 s unless asked, never over 5 s.
 DEFAULT_WAIT_SECONDS = 2
 MAX_WAIT_SECONDS = 5
+# Concurrent batches per queue (LOCAL_SQS_POLLERS): Lambda polls a queue with several pollers and
+# scales them with the backlog; two keep a burst of expiries from queueing behind one batch.
+DEFAULT_POLLERS = 2
 RETRY_SECONDS = 1.0  # pause after a failed AWS call (endpoint not up yet, queue not made yet)
 SECONDS_PER_UNIT = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -49,7 +57,13 @@ SECONDS_PER_UNIT = {"minute": 60, "hour": 3600, "day": 86400}
 class LambdaContext:
     """The parts of Lambda's context object that handlers and their libraries read."""
 
-    def __init__(self, function_name: str, region: str, timeout_s: float = 60) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        region: str,
+        timeout_s: float = 60,
+        stop_event: threading.Event | None = None,
+    ) -> None:
         self.aws_request_id = str(uuid.uuid4())
         self.function_name = function_name
         self.function_version = "$LATEST"
@@ -58,8 +72,13 @@ class LambdaContext:
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "local"
         self._deadline = time.monotonic() + timeout_s
+        self._stop = stop_event
 
     def get_remaining_time_in_millis(self) -> int:
+        # A runner that is stopping leaves its functions no time: a handler that works until its
+        # time is nearly up (the outbox relay) returns at once.
+        if self._stop is not None and self._stop.is_set():
+            return 0
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
@@ -132,7 +151,8 @@ class EventRunner:
     app_module is the imported `app` module: its `app` attribute is the Chalice application and
     each handler is a module-level function named after `handler_string`'s last part.
     endpoint_url and region default to AWS_ENDPOINT_URL and AWS_DEFAULT_REGION (or us-east-1);
-    wait_seconds is each long poll's WaitTimeSeconds, which bounds how long a stop takes.
+    wait_seconds is each long poll's WaitTimeSeconds, which bounds how long a stop takes; pollers is
+    how many threads poll each queue.
     """
 
     def __init__(
@@ -143,12 +163,14 @@ class EventRunner:
         endpoint_url: str | None = None,
         region: str | None = None,
         wait_seconds: int = DEFAULT_WAIT_SECONDS,
+        pollers: int | None = None,
     ) -> None:
         self.app_module = app_module
         self.stop = stop_event
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.wait_seconds = min(wait_seconds, MAX_WAIT_SECONDS)
+        self.pollers = pollers or int(os.environ.get("LOCAL_SQS_POLLERS") or DEFAULT_POLLERS)
         self.stage = os.environ.get("STAGE", "local")
         self.threads: list[threading.Thread] = []
 
@@ -157,11 +179,12 @@ class EventRunner:
     def start(self) -> list[str]:
         """Starts one thread per SQS handler and per schedule; their names."""
         sources = list(self.app_module.app.event_sources)
-        sqs = self._sqs_client(connections=len(sources) + 2)
+        sqs = self._sqs_client(connections=len(sources) * self.pollers + 2)
         schedule_override = os.environ.get("LOCAL_SCHEDULE_SECONDS")
         for config in sources:
             if isinstance(config, SQSEventConfig):
-                self._spawn(f"sqs:{config.queue}", self._consume, config, sqs)
+                for n in range(self.pollers):
+                    self._spawn(f"sqs:{config.queue}:{n}", self._consume, config, sqs)
             elif isinstance(config, ScheduledEventConfig):
                 period = (
                     float(schedule_override)
@@ -210,7 +233,11 @@ class EventRunner:
     def _context(self, config: Any) -> LambdaContext:
         # Chalice names each function <app>-<stage>-<handler>.
         name = f"{self.app_module.app.app_name}-{self.stage}-{config.name}"
-        return LambdaContext(name, self.region)
+        try:
+            timeout = function_timeout(self.stage, config.name)
+        except OSError:  # an app without a .chalice/config.json beside this package
+            timeout = 60
+        return LambdaContext(name, self.region, timeout, self.stop)
 
     # --- SQS -------------------------------------------------------------------------------------
 
@@ -284,9 +311,14 @@ class EventRunner:
     # --- schedules -------------------------------------------------------------------------------
 
     def _fire(self, config: ScheduledEventConfig, period: float) -> None:
+        """Runs the handler at start and then once a period; a run that outlasts its period is
+        followed at once by the next (one run at a time per function, as with a reserved
+        concurrency of 1)."""
         handler = self._handler(config)
         rule = f"{self.app_module.app.app_name}-{self.stage}-{config.name}-event"
-        while not self.stop.wait(period):
+        next_run = time.monotonic()
+        while not self.stop.wait(max(0.0, next_run - time.monotonic())):
+            next_run = time.monotonic() + period
             try:
                 handler(scheduled_event(rule, self.region), self._context(config))
             except Exception:

@@ -24,3 +24,15 @@ def apply_stage_defaults(stage: str) -> None:
     for name, value in stage_environment(stage).items():
         os.environ.setdefault(name, value)
     os.environ.setdefault("STAGE", stage)
+
+
+def function_timeout(stage: str, function: str, project_root: Path = PROJECT_ROOT) -> int:
+    """The function's lambda_timeout in this stage (Chalice's default, 60 s, if none is set)."""
+    config = json.loads((project_root / ".chalice" / "config.json").read_text())
+    stage_config = config.get("stages", {}).get(stage, {})
+    return int(
+        stage_config.get("lambda_functions", {}).get(function, {}).get("lambda_timeout")
+        or stage_config.get("lambda_timeout")
+        or config.get("lambda_timeout")
+        or 60
+    )

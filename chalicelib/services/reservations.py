@@ -254,16 +254,35 @@ def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> Expire
     )
 
 
-def expire_hold(reservation_id: str) -> Expired:
-    """What the expiry queue's handler does with one "expiry due" message."""
+def expire_due(reservation_ids: list[str]) -> Expired:
+    """What the expiry queue's handler does with a batch of "expiry due" messages, in one
+    transaction: expire the holds that are due, and schedule another message for any hold whose
+    message came early (clock skew, an emulator's short delay)."""
 
     def work(conn: psycopg.Connection) -> Expired:
-        # Lock the row (waiting is fine here: no buyer is behind us) so a concurrent payment
-        # either finishes first, and we see CONFIRMED, or waits for us and sees EXPIRED.
+        # Lock the rows (waiting is fine here: no buyer is behind us), in id order so that two
+        # batches sharing holds cannot deadlock. A concurrent payment either finishes first, and
+        # we see CONFIRMED, or waits for us and sees EXPIRED.
         conn.execute(
-            "SELECT 1 FROM reservations WHERE id = %s FOR NO KEY UPDATE", (reservation_id,)
+            """
+            SELECT 1 FROM reservations WHERE id = ANY(%s::uuid[]) ORDER BY id
+               FOR NO KEY UPDATE
+            """,
+            (reservation_ids,),
         )
-        return expire_holds(conn, [reservation_id])
+        changes = expire_holds(conn, reservation_ids)
+        early = conn.execute(
+            """
+            SELECT id, expires_at FROM reservations
+             WHERE id = ANY(%s::uuid[]) AND status = 'PENDING' AND expires_at > now()
+            """,
+            (reservation_ids,),
+        ).fetchall()
+        for row in early:
+            changes.outbox_ids.append(
+                outbox.schedule_expiry(conn, str(row["id"]), row["expires_at"])
+            )
+        return changes
 
     return in_transaction(work)
 
@@ -293,7 +312,7 @@ __all__ = [
     "Expired",
     "ReservationStatus",
     "cancel_reservation",
-    "expire_hold",
+    "expire_due",
     "get_reservation",
     "hold_seats",
     "sweep_expired_holds",

@@ -6,7 +6,7 @@ from chalice import Response
 from chalice.app import Request
 
 from chalicelib.cache import seat_maps
-from chalicelib.events import relay, subscribers
+from chalicelib.events import subscribers
 from chalicelib.services import accounts, payments, reservations, sessions
 from chalicelib.settings import get_settings
 from chalicelib.web import idempotency, rate_limits, tokens
@@ -89,14 +89,13 @@ def hold_seats(request: Request) -> Response:
     def hold() -> tuple[int, dict]:
         # Inside: a repeat answered from its Idempotency-Key is not another hold.
         rate_limits.check_holds(caller)
-        reservation, outbox_ids = reservations.hold_seats(
+        reservation, _ = reservations.hold_seats(
             customer_id=caller.user_id,
             session_id=str(form.session_id),
             seats=form.seats,
             hold_seconds=get_settings().hold_seconds,
         )
         seat_maps.changed(reservation["session_id"])
-        relay.publish(outbox_ids)
         return 201, reservation
 
     status, body = idempotency.once(request, caller, "hold", hold)
@@ -119,7 +118,6 @@ def cancel_reservation(request: Request, reservation_id: str) -> Response:
     )
     if outbox_ids:
         seat_maps.changed(reservation["session_id"])
-        relay.publish(outbox_ids)
     return json_response(reservation)
 
 
@@ -132,7 +130,6 @@ def pay_reservation(request: Request, reservation_id: str) -> Response:
         sale, outbox_ids = payments.pay_reservation(reservation_id, caller.user_id)
         if outbox_ids:
             seat_maps.changed(sale["session_id"])
-            relay.publish(outbox_ids)
         return 200, sale
 
     status, body = idempotency.once(request, caller, f"pay:{reservation_id}", pay)

@@ -4,6 +4,7 @@ server reached over real HTTP, all created for this run and removed after it."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -124,3 +125,18 @@ def hold_seconds(monkeypatch) -> Callable[[int], None]:
 
     yield set_to
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def outbox_relay() -> Iterator[None]:
+    """The outbox relay running, as the relay function runs it (events reach SNS and SQS)."""
+    from chalicelib.events import relay
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=relay.run, args=(lambda: not stop.is_set(),), name="outbox-relay", daemon=True
+    )
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)

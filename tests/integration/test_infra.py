@@ -493,7 +493,11 @@ def test_event_runner_fires_schedules_and_stops_promptly(
     stop = threading.Event()
     runner = EventRunner(fake.module, stop_event=stop, endpoint_url=endpoint, wait_seconds=1)
 
-    assert sorted(runner.start()) == ["schedule:sweep", "sqs:boxoffice-no-such-queue"]
+    assert sorted(runner.start()) == [
+        "schedule:sweep",
+        "sqs:boxoffice-no-such-queue:0",
+        "sqs:boxoffice-no-such-queue:1",
+    ]
     assert _wait_for(lambda: len(fake.schedule_calls) >= 2, seconds=5)
     stop.set()
     stopped_at = time.monotonic()
@@ -507,6 +511,39 @@ def test_event_runner_fires_schedules_and_stops_promptly(
     assert event["resources"][0].endswith("-sweep-event")
     assert context.function_name.endswith("-sweep")
     assert fake.calls == []  # the queue never existed: its thread waited, then stopped
+
+
+def test_event_runner_runs_schedules_at_start_and_ends_a_long_run_when_stopped(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function that works until its Lambda time is nearly up (the outbox relay) starts with
+    the runner, not a period later, and returns promptly when the runner stops: its context then
+    reports no time left."""
+    monkeypatch.delenv("LOCAL_SCHEDULE_SECONDS", raising=False)
+    module = types.ModuleType("fake_app")
+    app = Chalice(app_name="fakeapp")
+    runs: list[int] = []
+    returned = threading.Event()
+
+    @app.schedule(Rate(1, unit=Rate.MINUTES))
+    def relay(event):
+        runs.append(event.context.get_remaining_time_in_millis())
+        while event.context.get_remaining_time_in_millis() > 5_000:
+            time.sleep(0.01)
+        returned.set()
+
+    module.app, module.relay = app, relay
+    stop = threading.Event()
+    runner = EventRunner(module, stop_event=stop, endpoint_url=endpoint, wait_seconds=1)
+    runner.start()
+
+    assert _wait_for(lambda: len(runs) == 1, seconds=2), "the first run starts with the runner"
+    assert 55_000 < runs[0] <= 60_000  # Chalice's default lambda_timeout: fakeapp sets none
+    assert not returned.wait(0.5)
+    stop.set()
+    assert returned.wait(2)
+    runner.join(timeout=5)
+    assert not any(thread.is_alive() for thread in runner.threads)
 
 
 def test_rate_seconds_reads_chalice_rates_and_strings() -> None:
