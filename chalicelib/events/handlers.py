@@ -79,25 +79,35 @@ def count(body: str) -> None:
     subscribers.record_analytics(subscribers.parse_event(body))
 
 
-def _expiring_reservation(body: str) -> str:
+def _expiring_reservations(body: str) -> list[str]:
+    """The holds an "expiry due" message names: {"reservation_ids": [...]} as the relay sends
+    them (holds due in the same second share a message), or {"reservation_id": ...}."""
     try:
-        return str(uuid.UUID(str(json.loads(body)["reservation_id"])))
-    except (ValueError, KeyError, TypeError) as exc:
+        message = json.loads(body)
+        ids = (
+            message["reservation_ids"]
+            if "reservation_ids" in message
+            else [message["reservation_id"]]
+        )
+        if not isinstance(ids, list) or not ids:
+            raise TypeError("reservation_ids is not a list of ids")
+        return [str(uuid.UUID(str(i))) for i in ids]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise subscribers.PoisonMessage(f"not an expiry message: {exc}") from exc
 
 
 def expire_batch(records: Iterable[SQSRecord]) -> int:
-    """A batch of "expiry due" messages, in one transaction. Early, late, duplicate or
-    after-payment messages are harmless: a hold is expired only if it is still PENDING and past
-    its time, and an early message schedules another for the time left. A message that is not an
-    expiry message fails alone (retried, then dead-lettered); a failed transaction fails the
-    batch, which SQS delivers again."""
+    """A batch of "expiry due" messages (each naming one or more holds), in one transaction.
+    Early, late, duplicate or after-payment messages are harmless: a hold is expired only if it
+    is still PENDING and past its time, and an early message schedules another for the time left.
+    A message that is not an expiry message fails alone (retried, then dead-lettered); a failed
+    transaction fails the batch, which SQS delivers again."""
     good: list[SQSRecord] = []
     poison: list[SQSRecord] = []
     reservation_ids: list[str] = []
     for record in records:
         try:
-            reservation_ids.append(_expiring_reservation(record.body))
+            reservation_ids += _expiring_reservations(record.body)
             good.append(record)
         except subscribers.PoisonMessage:
             logger.exception("message failed; it will be retried, then dead-lettered")
@@ -111,7 +121,7 @@ def expire_batch(records: Iterable[SQSRecord]) -> int:
 
 def expire(body: str) -> None:
     """One "expiry due" message (expire_batch with a batch of one)."""
-    _after_expiry(reservations.expire_due([_expiring_reservation(body)]))
+    _after_expiry(reservations.expire_due(_expiring_reservations(body)))
 
 
 def _after_expiry(expired: reservations.Expired) -> None:

@@ -2,9 +2,10 @@
 
 Off the buyer's path. A request commits its change and its outbox rows and answers; it makes no
 AWS call. The relay function (`relay_outbox` in app.py, started every minute, each run polling for
-about a minute) picks rows up within POLL_S and sends them in batches: a 10-entry PublishBatch or
-SendMessageBatch carries ten requests' rows, and the chunks of one batch go out in parallel. The
-scheduled sweep relays too, so rows still go out if the relay function is down.
+about a minute) picks rows up within POLL_S and sends them in batches: a 10-entry PublishBatch
+carries ten requests' events, and the chunks of one round go out in parallel. Expiry rows go first
+and holds due in the same second share one delayed SQS message. The scheduled sweep relays too,
+so rows still go out if the relay function is down.
 
 Rows are claimed with SKIP LOCKED, so relays on many instances never send the same row at the same
 time; a crash after sending but before marking sends it again later, which is why consumers are
@@ -27,13 +28,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import clients
 from chalicelib.db import in_transaction
+from chalicelib.domain.events import EXPIRY_DUE
 from chalicelib.log import logger
 from chalicelib.settings import get_settings
 
 SNS_BATCH = 10
 SQS_BATCH = 10
 MAX_SQS_DELAY = 900
-BATCH_ROWS = 50
+BATCH_ROWS = 50  # events per round
+HOLDS_PER_EXPIRY_MESSAGE = 100
+EXPIRY_ROWS_PER_ROUND = SQS_BATCH * HOLDS_PER_EXPIRY_MESSAGE
 POLL_S = 0.05
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # The claim stays open while the chunks are sent (each call is bounded by the client's timeouts);
@@ -71,23 +75,41 @@ def _send_events(chunk: list[dict[str, Any]]) -> list[int]:
     return [int(entry["Id"]) for entry in answer.get("Successful", [])]
 
 
-def _send_expiry_messages(chunk: list[dict[str, Any]], now: datetime) -> list[int]:
+def _expiry_messages(rows: list[dict[str, Any]], now: datetime) -> list[tuple[int, list[int]]]:
+    """Expiry rows due in the same second share one message: (delay, outbox ids) per message.
+    A flash sale's holds mostly run out within the same seconds, so this sends a few messages a
+    second where one per hold would send hundreds."""
+    by_delay: dict[int, list[int]] = {}
+    for row in rows:
+        delay = math.ceil((row["deliver_at"] - now).total_seconds())
+        by_delay.setdefault(min(MAX_SQS_DELAY, max(0, delay)), []).append(row["id"])
+    return [
+        (delay, ids[i : i + HOLDS_PER_EXPIRY_MESSAGE])
+        for delay, ids in sorted(by_delay.items())
+        for i in range(0, len(ids), HOLDS_PER_EXPIRY_MESSAGE)
+    ]
+
+
+def _send_expiry_messages(rows: list[dict[str, Any]], now: datetime) -> list[int]:
+    """Whole seconds of delay, rounded up: a message may come late by under a second, never
+    early (an early one would only be rescheduled)."""
+    reservation_of = {row["id"]: row["body"]["reservation_id"] for row in rows}
+    messages = _expiry_messages(rows, now)
     answer = clients.client("sqs").send_message_batch(
         QueueUrl=clients.queue_url(get_settings().expiry_queue_name),
         Entries=[
             {
-                "Id": str(row["id"]),
-                "MessageBody": json.dumps(row["body"]),
-                # Whole seconds, rounded up: the message may come late by under a second, never
-                # early (an early one would only be rescheduled).
-                "DelaySeconds": min(
-                    MAX_SQS_DELAY, max(0, math.ceil((row["deliver_at"] - now).total_seconds()))
+                "Id": str(ids[0]),
+                "MessageBody": json.dumps(
+                    {"type": EXPIRY_DUE, "reservation_ids": [reservation_of[i] for i in ids]}
                 ),
+                "DelaySeconds": delay,
             }
-            for row in chunk
+            for delay, ids in messages
         ],
     )
-    return [int(entry["Id"]) for entry in answer.get("Successful", [])]
+    sent = {entry["Id"] for entry in answer.get("Successful", [])}
+    return [i for _, ids in messages if str(ids[0]) in sent for i in ids]
 
 
 def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
@@ -98,7 +120,9 @@ def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
         for chunk in _chunks([r for r in rows if r["destination"] == "events"], SNS_BATCH)
     ] + [
         lambda chunk=chunk: _send_expiry_messages(chunk, now)
-        for chunk in _chunks([r for r in rows if r["destination"] == "expiry"], SQS_BATCH)
+        for chunk in _chunks(
+            [r for r in rows if r["destination"] == "expiry"], SQS_BATCH * HOLDS_PER_EXPIRY_MESSAGE
+        )
     ]
     futures = [_sender_pool().submit(call) for call in calls]
     sent: list[int] = []
@@ -111,21 +135,30 @@ def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
     return sent, failures
 
 
-def _relay_batch(conn: psycopg.Connection, limit: int) -> tuple[int, int]:
-    """Claim up to `limit` unsent rows (skipping rows another relay holds), send them, mark the
-    ones that went out. Returns (claimed, sent)."""
-    conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{CLAIM_TIMEOUT}'")
-    rows = conn.execute(
+def _claim(conn: psycopg.Connection, destination: str, limit: int) -> list[dict[str, Any]]:
+    return conn.execute(
         """
         SELECT id, destination, event_type, body, deliver_at, now() AS now
           FROM outbox
-         WHERE published_at IS NULL
+         WHERE published_at IS NULL AND destination = %s
          ORDER BY id
          LIMIT %s
            FOR UPDATE SKIP LOCKED
         """,
-        (limit,),
+        (destination, limit),
     ).fetchall()
+
+
+def _relay_batch(conn: psycopg.Connection, limit: int) -> tuple[int, int]:
+    """Claim up to `limit` unsent rows (skipping rows another relay holds), send them, mark the
+    ones that went out. Returns (claimed, sent)."""
+    conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{CLAIM_TIMEOUT}'")
+    # Expiry rows first: their messages must leave before their holds run out, and they are
+    # cheap (coalesced); events can wait for the next round.
+    rows = [
+        *_claim(conn, "expiry", EXPIRY_ROWS_PER_ROUND),
+        *_claim(conn, "events", limit),
+    ]
     if not rows:
         return 0, 0
     sent, failures = _send(rows)
