@@ -113,7 +113,7 @@ def send_receipts(event):
 
 @app.on_sqs_message(queue=settings.analytics_queue_name, batch_size=10)
 def count_sales(event):
-    handlers.process_batch(event, handlers.count)
+    handlers.count_batch(event)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -1,5 +1,5 @@
-"""boto3 clients for SNS and SQS, made once per process, with timeouts short enough that a dead
-AWS endpoint costs a request milliseconds (its events wait in the outbox), not seconds."""
+"""boto3 clients for SNS and SQS, made once per process, with short timeouts: the relay keeps its
+outbox rows locked while it sends, and a dead endpoint should cost it one short wait per round."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from botocore.config import Config
 
 from chalicelib.settings import get_settings
 
-# One attempt with a 1 s budget: a request that cannot publish leaves its outbox rows to the
-# sweep instead of making the buyer wait through retries of an overloaded endpoint.
+# One attempt with a 1 s budget: rows that could not be sent stay in the outbox, and the relay's
+# next round (after its back-off) is the retry.
 _CLIENT_CONFIG = Config(
     connect_timeout=0.5,
     read_timeout=1,

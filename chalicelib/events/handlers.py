@@ -96,27 +96,44 @@ def _expiring_reservations(body: str) -> list[str]:
         raise subscribers.PoisonMessage(f"not an expiry message: {exc}") from exc
 
 
-def expire_batch(records: Iterable[SQSRecord]) -> int:
-    """A batch of "expiry due" messages (each naming one or more holds), in one transaction.
-    Early, late, duplicate or after-payment messages are harmless: a hold is expired only if it
-    is still PENDING and past its time, and an early message schedules another for the time left.
-    A message that is not an expiry message fails alone (retried, then dead-lettered); a failed
-    transaction fails the batch, which SQS delivers again."""
+def _in_one_transaction(
+    records: Iterable[SQSRecord], parse: Callable[[str], Any], handle_all: Callable[[list], Any]
+) -> int:
+    """A batch whose messages are handled together (one transaction). A message that cannot be
+    parsed fails alone (retried, then dead-lettered); a failed transaction fails the batch, which
+    SQS delivers again (the handlers are idempotent)."""
     good: list[SQSRecord] = []
     poison: list[SQSRecord] = []
-    reservation_ids: list[str] = []
+    parsed: list[Any] = []
     for record in records:
         try:
-            reservation_ids += _expiring_reservations(record.body)
+            parsed.append(parse(record.body))
             good.append(record)
         except subscribers.PoisonMessage:
             logger.exception("message failed; it will be retried, then dead-lettered")
             poison.append(record)
-    if reservation_ids:
-        _after_expiry(reservations.expire_due(reservation_ids))
+    if parsed:
+        handle_all(parsed)
     if poison:
         _fail_part(good, poison)
     return len(good)
+
+
+def expire_batch(records: Iterable[SQSRecord]) -> int:
+    """A batch of "expiry due" messages (each naming one or more holds), in one transaction.
+    Early, late, duplicate or after-payment messages are harmless: a hold is expired only if it
+    is still PENDING and past its time, and an early message schedules another for the time
+    left."""
+    return _in_one_transaction(
+        records,
+        _expiring_reservations,
+        lambda named: _after_expiry(reservations.expire_due([i for ids in named for i in ids])),
+    )
+
+
+def count_batch(records: Iterable[SQSRecord]) -> int:
+    """The analytics queue: a batch of events counted in one transaction."""
+    return _in_one_transaction(records, subscribers.parse_event, subscribers.record_analytics_batch)
 
 
 def expire(body: str) -> None:

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -43,6 +43,7 @@ BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # The claim stays open while the chunks are sent (each call is bounded by the client's timeouts);
 # the connection's default idle-in-transaction limit is for requests, not for this.
 CLAIM_TIMEOUT = "60s"
+ONE_SECOND, ZERO = timedelta(seconds=1), timedelta(0)
 
 _senders: ThreadPoolExecutor | None = None
 
@@ -54,8 +55,8 @@ def _sender_pool() -> ThreadPoolExecutor:
     return _senders
 
 
-def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _send_events(chunk: list[dict[str, Any]]) -> list[int]:
@@ -75,26 +76,33 @@ def _send_events(chunk: list[dict[str, Any]]) -> list[int]:
     return [int(entry["Id"]) for entry in answer.get("Successful", [])]
 
 
-def _expiry_messages(rows: list[dict[str, Any]], now: datetime) -> list[tuple[int, list[int]]]:
-    """Expiry rows due in the same second share one message: (delay, outbox ids) per message.
-    A flash sale's holds mostly run out within the same seconds, so this sends a few messages a
-    second where one per hold would send hundreds."""
-    by_delay: dict[int, list[int]] = {}
+def _expiry_messages(rows: list[dict[str, Any]]) -> list[tuple[datetime, list[int]]]:
+    """Expiry rows due within the same whole second share one message: (that second, outbox
+    ids) per message, at most HOLDS_PER_EXPIRY_MESSAGE ids each. A flash sale's holds mostly run
+    out within the same seconds, so this sends a few messages a second where one per hold would
+    send hundreds."""
+    by_second: dict[datetime, list[int]] = {}
     for row in rows:
-        delay = math.ceil((row["deliver_at"] - now).total_seconds())
-        by_delay.setdefault(min(MAX_SQS_DELAY, max(0, delay)), []).append(row["id"])
+        due = row["deliver_at"]
+        second = due.replace(microsecond=0) + (ONE_SECOND if due.microsecond else ZERO)
+        by_second.setdefault(second, []).append(row["id"])
     return [
-        (delay, ids[i : i + HOLDS_PER_EXPIRY_MESSAGE])
-        for delay, ids in sorted(by_delay.items())
+        (second, ids[i : i + HOLDS_PER_EXPIRY_MESSAGE])
+        for second, ids in sorted(by_second.items())
         for i in range(0, len(ids), HOLDS_PER_EXPIRY_MESSAGE)
     ]
 
 
-def _send_expiry_messages(rows: list[dict[str, Any]], now: datetime) -> list[int]:
-    """Whole seconds of delay, rounded up: a message may come late by under a second, never
-    early (an early one would only be rescheduled)."""
-    reservation_of = {row["id"]: row["body"]["reservation_id"] for row in rows}
-    messages = _expiry_messages(rows, now)
+def delay_until(second: datetime, now: datetime) -> int:
+    """SQS delays in whole seconds, rounded up: a message may come late by under a second, never
+    early (an early one would only be rescheduled); at most SQS's 900 s."""
+    return min(MAX_SQS_DELAY, max(0, math.ceil((second - now).total_seconds())))
+
+
+def _send_expiry_messages(
+    messages: list[tuple[datetime, list[int]]], reservation_of: dict[int, str], now: datetime
+) -> list[int]:
+    """One SendMessageBatch (at most SQS_BATCH messages); the outbox ids that went out."""
     answer = clients.client("sqs").send_message_batch(
         QueueUrl=clients.queue_url(get_settings().expiry_queue_name),
         Entries=[
@@ -103,9 +111,9 @@ def _send_expiry_messages(rows: list[dict[str, Any]], now: datetime) -> list[int
                 "MessageBody": json.dumps(
                     {"type": EXPIRY_DUE, "reservation_ids": [reservation_of[i] for i in ids]}
                 ),
-                "DelaySeconds": delay,
+                "DelaySeconds": delay_until(second, now),
             }
-            for delay, ids in messages
+            for second, ids in messages
         ],
     )
     sent = {entry["Id"] for entry in answer.get("Successful", [])}
@@ -113,16 +121,22 @@ def _send_expiry_messages(rows: list[dict[str, Any]], now: datetime) -> list[int
 
 
 def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
-    """Every chunk in parallel; the ids that went out and the failures."""
-    now = rows[0]["now"]
+    """Every chunk in parallel, expiry messages first; the ids that went out and the failures."""
+    claimed_at, claimed_on = rows[0]["now"], time.monotonic()
+
+    def database_now() -> datetime:
+        # Delays are worked out as each batch leaves, on the database's clock.
+        return claimed_at + timedelta(seconds=time.monotonic() - claimed_on)
+
+    expiring = [r for r in rows if r["destination"] == "expiry"]
+    reservation_of = {row["id"]: row["body"]["reservation_id"] for row in expiring}
+    messages = _expiry_messages(expiring)
     calls: list[Callable[[], list[int]]] = [
+        lambda chunk=chunk: _send_expiry_messages(chunk, reservation_of, database_now())
+        for chunk in _chunks(messages, SQS_BATCH)
+    ] + [
         lambda chunk=chunk: _send_events(chunk)
         for chunk in _chunks([r for r in rows if r["destination"] == "events"], SNS_BATCH)
-    ] + [
-        lambda chunk=chunk: _send_expiry_messages(chunk, now)
-        for chunk in _chunks(
-            [r for r in rows if r["destination"] == "expiry"], SQS_BATCH * HOLDS_PER_EXPIRY_MESSAGE
-        )
     ]
     futures = [_sender_pool().submit(call) for call in calls]
     sent: list[int] = []

@@ -80,6 +80,9 @@ def record_receipt(event: dict[str, Any]) -> bool:
     return in_transaction(work)
 
 
+COUNTERS = ("sold_seats", "revenue_cents", "expired_reservations", "released_seats")
+
+
 def _counter_changes(event: dict[str, Any]) -> dict[str, int]:
     payload = event["payload"]
     match event["type"]:
@@ -101,29 +104,67 @@ def record_analytics(event: dict[str, Any]) -> bool:
     def work(conn: psycopg.Connection) -> bool:
         if not _first_time(conn, ANALYTICS, event["id"]):
             return False
-        conn.execute(
-            """
-            INSERT INTO session_stats (session_id, sold_seats, revenue_cents,
-                                       expired_reservations, released_seats)
-            VALUES (%(session_id)s, %(sold_seats)s, %(revenue_cents)s,
-                    %(expired_reservations)s, %(released_seats)s)
-            ON CONFLICT (session_id) DO UPDATE SET
-                sold_seats = session_stats.sold_seats + EXCLUDED.sold_seats,
-                revenue_cents = session_stats.revenue_cents + EXCLUDED.revenue_cents,
-                expired_reservations =
-                    session_stats.expired_reservations + EXCLUDED.expired_reservations,
-                released_seats = session_stats.released_seats + EXCLUDED.released_seats
-            """,
-            {
-                "session_id": event["payload"]["session_id"],
-                "sold_seats": 0,
-                "revenue_cents": 0,
-                "expired_reservations": 0,
-                "released_seats": 0,
-                **changes,
-            },
+        _add_to_stats(
+            conn, event["payload"]["session_id"], {**dict.fromkeys(COUNTERS, 0), **changes}
         )
         return True
+
+    return in_transaction(work)
+
+
+def _add_to_stats(conn: psycopg.Connection, session_id: str, changes: dict[str, int]) -> None:
+    conn.execute(
+        """
+        INSERT INTO session_stats (session_id, sold_seats, revenue_cents,
+                                   expired_reservations, released_seats)
+        VALUES (%(session_id)s, %(sold_seats)s, %(revenue_cents)s,
+                %(expired_reservations)s, %(released_seats)s)
+        ON CONFLICT (session_id) DO UPDATE SET
+            sold_seats = session_stats.sold_seats + EXCLUDED.sold_seats,
+            revenue_cents = session_stats.revenue_cents + EXCLUDED.revenue_cents,
+            expired_reservations =
+                session_stats.expired_reservations + EXCLUDED.expired_reservations,
+            released_seats = session_stats.released_seats + EXCLUDED.released_seats
+        """,
+        {"session_id": session_id, **changes},
+    )
+
+
+def record_analytics_batch(batch: list[dict[str, Any]]) -> int:
+    """analytics, a whole SQS batch in one transaction: the events seen for the first time are
+    summed per session, and each session's counters are updated once, in session order (two
+    batches never wait on each other in opposite orders). Returns how many events counted."""
+    counted = [(event, _counter_changes(event)) for event in batch]
+    counted = [(event, changes) for event, changes in counted if changes]
+    if not counted:
+        return 0
+
+    def work(conn: psycopg.Connection) -> int:
+        first = {
+            str(row["event_id"])
+            for row in conn.execute(
+                """
+                INSERT INTO processed_events (consumer, event_id)
+                SELECT %s, event_id FROM unnest(%s::uuid[]) AS event_id ORDER BY event_id
+                ON CONFLICT DO NOTHING
+                RETURNING event_id
+                """,
+                (ANALYTICS, sorted({event["id"] for event, _ in counted})),
+            ).fetchall()
+        }
+        totals: dict[str, dict[str, int]] = {}
+        recorded = 0
+        for event, changes in counted:
+            if event["id"] not in first:
+                continue
+            first.discard(event["id"])  # the same event twice in one batch counts once
+            recorded += 1
+            session = totals.setdefault(event["payload"]["session_id"], dict.fromkeys(COUNTERS, 0))
+            for name, value in changes.items():
+                session[name] += value
+        for session_id in sorted(totals):
+            _add_to_stats(conn, session_id, totals[session_id])
+        return recorded
 
     return in_transaction(work)
 

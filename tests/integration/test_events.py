@@ -287,6 +287,49 @@ def test_duplicate_delivery_has_one_effect(customer, make_session, client, db):
     assert stats == {"sold_seats": 1, "revenue_cents": 2500}
 
 
+def test_analytics_batch_counts_each_event_once_per_session(customer, make_session, client, db):
+    """One SQS batch with two sales of one session, a sale of another, an expiry, a duplicate
+    within the batch and, in a second batch, redeliveries: every event counts exactly once."""
+    from types import SimpleNamespace
+
+    first, second = make_session(), make_session()
+    for session, seat in ((first, "A1"), (first, "A2"), (second, "A1")):
+        held = hold(client, customer, session["id"], [seat])
+        client.post(f"/reservations/{held['id']}/payment", token=customer["token"])
+    late = hold(client, customer, first["id"], ["B1", "B2"])
+    db.execute(
+        "UPDATE reservations SET expires_at = now() - interval '1 s' WHERE id = %s", (late["id"],)
+    )
+    db.execute(
+        "UPDATE seats SET held_until = now() - interval '1 s' WHERE hold_id = %s", (late["id"],)
+    )
+    handlers.expire(json.dumps({"reservation_id": late["id"]}))
+    bodies = [
+        json.dumps(row["body"])
+        for row in db.execute("SELECT body FROM outbox WHERE destination = 'events' ORDER BY id")
+    ]
+    records = [SimpleNamespace(body=body) for body in bodies]
+
+    assert handlers.count_batch(records + records[:2]) == len(records) + 2
+    assert handlers.count_batch(records) == len(records)  # redelivered: nothing new
+
+    stats = {
+        str(r["session_id"]): r
+        for r in db.execute(
+            "SELECT session_id, sold_seats, revenue_cents, expired_reservations, released_seats"
+            " FROM session_stats"
+        )
+    }
+    assert stats[first["id"]] == {
+        "session_id": uuid.UUID(first["id"]),
+        "sold_seats": 2,
+        "revenue_cents": 5000,
+        "expired_reservations": 1,
+        "released_seats": 2,
+    }
+    assert (stats[second["id"]]["sold_seats"], stats[second["id"]]["revenue_cents"]) == (1, 2500)
+
+
 def test_rows_left_by_a_dead_relay_are_sent_by_the_sweep(
     client, customer, make_session, db, quiet_queues
 ):

@@ -58,20 +58,54 @@ def test_nothing_runs_once_time_is_up(monkeypatch):
 
 
 def test_expiry_rows_due_in_the_same_second_share_a_message():
-    now = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+    second = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)
 
     def row(row_id: int, seconds: float) -> dict:
-        return {"id": row_id, "deliver_at": now + timedelta(seconds=seconds)}
+        return {"id": row_id, "deliver_at": second + timedelta(seconds=seconds)}
 
-    rows = [row(1, 29.2), row(2, 29.9), row(3, 30.0), row(4, 30.01), row(5, -3), row(6, 5000)]
+    rows = [row(1, -0.8), row(2, -0.1), row(3, 0), row(4, 0.01), row(5, -30)]
     rows += [row(100 + i, 12.5) for i in range(relay.HOLDS_PER_EXPIRY_MESSAGE + 1)]
-    messages = relay._expiry_messages(rows, now)
     full = list(range(100, 100 + relay.HOLDS_PER_EXPIRY_MESSAGE))
-    assert messages == [
-        (0, [5]),  # already due: no delay
-        (13, full),  # rounded up, never early; at most HOLDS_PER_EXPIRY_MESSAGE a message
-        (13, [100 + relay.HOLDS_PER_EXPIRY_MESSAGE]),
-        (30, [1, 2, 3]),
-        (31, [4]),
-        (relay.MAX_SQS_DELAY, [6]),  # SQS's longest delay; the handler reschedules the rest
+    assert relay._expiry_messages(rows) == [
+        (second - timedelta(seconds=30), [5]),
+        (second, [1, 2, 3]),  # due within the second that ends at `second`
+        (second + timedelta(seconds=1), [4]),
+        (second + timedelta(seconds=13), full),  # at most HOLDS_PER_EXPIRY_MESSAGE a message
+        (second + timedelta(seconds=13), [100 + relay.HOLDS_PER_EXPIRY_MESSAGE]),
     ]
+
+
+def test_expiry_delays_are_whole_seconds_never_early_at_most_sqs_limit():
+    second = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)
+    assert relay.delay_until(second, second - timedelta(seconds=29.2)) == 30
+    assert relay.delay_until(second, second - timedelta(seconds=29)) == 29
+    assert relay.delay_until(second, second + timedelta(seconds=3)) == 0  # already due
+    assert relay.delay_until(second, second - timedelta(hours=1)) == relay.MAX_SQS_DELAY
+
+
+def test_a_round_with_many_due_seconds_sends_at_most_ten_messages_a_call(monkeypatch):
+    """SendMessageBatch takes at most 10 entries: 25 different due seconds make 3 calls."""
+    now = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+    batches: list[int] = []
+
+    class FakeSQS:
+        def send_message_batch(self, QueueUrl, Entries):
+            assert len(Entries) <= 10
+            batches.append(len(Entries))
+            return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+    monkeypatch.setattr(relay.clients, "client", lambda service: FakeSQS())
+    monkeypatch.setattr(relay.clients, "queue_url", lambda name: "queue")
+    rows = [
+        {
+            "id": i,
+            "destination": "expiry",
+            "deliver_at": now + timedelta(seconds=i),
+            "body": {"reservation_id": f"r{i}"},
+            "now": now,
+        }
+        for i in range(1, 26)
+    ]
+    sent, failures = relay._send(rows)
+    assert failures == [] and sorted(sent) == list(range(1, 26))
+    assert sorted(batches) == [5, 10, 10]
