@@ -3,8 +3,11 @@
 One run measures, with the same machine and the same data shape:
   limit             the project's hold and payment SQL (take_seats, confirm_payment) on plain
                     psycopg connections in P processes: what the database allows here;
-  distinct_holds    (a) the Lambda handler in P warm worker processes: holds of 1-4 random
-                    seats that never overlap, every other one paid;
+  distinct_holds_requests_only
+                    (a) the Lambda handler in P warm worker processes: holds of 1-4 random
+                    seats that never overlap, every other one paid; run, like the limit, before
+                    any event process starts (no relay, subscribers or emulator work);
+  distinct_holds    (a) again, with the event processes relaying and consuming its events;
   flash_sale        (b) 1,000 buyers for the same 16 seats, all at once; winners pay;
   seat_map_reads_*  (c) seat-map reads of a 400-seat session, cache warm vs PostgreSQL;
   expiry_*          (d) 5,000 holds that run out, expired through the SQS delay queue by the
@@ -146,7 +149,8 @@ def flatten_moto_sqs_cost() -> None:
     queue holding 3,000 delayed expiry messages took about 240 ms, and every scenario slowed down
     as queues filled. In this process's moto server: the counts are recomputed at most once a
     second per queue (SQS calls them approximate too), and message time checks use time.time().
-    Receiving, delays, visibility and redrive behave as before."""
+    Receiving, delays, visibility and redrive behave as before, except that a long poll notices a
+    delayed message as it becomes visible (see below)."""
     import time as clock
 
     import moto.sqs.models as sqs_models
@@ -172,6 +176,17 @@ def flatten_moto_sqs_cost() -> None:
             return seen[name][1]
 
         setattr(sqs_models.Queue, name, property(recent))
+
+    # A long poll in moto waits on a condition that only a new message signals, so a delayed
+    # message that becomes visible is noticed up to a second late; SQS returns it at once.
+    # Look again every 50 ms instead.
+    def wait_for_messages(queue: Any, timeout: float) -> None:
+        deadline = clock.monotonic() + timeout
+        with queue._messages_lock:
+            while not queue.messages and clock.monotonic() < deadline:
+                queue._messages_lock.wait(min(0.05, deadline - clock.monotonic()))
+
+    sqs_models.Queue.wait_for_messages = wait_for_messages
 
 
 def start_aws() -> tuple[str, Any]:
@@ -242,11 +257,11 @@ class Run:
         ]
         outcome = self.pool.run("bench.tasks:limit_holds", per)
         self.limit_scenario = self.add(collect("limit_distinct_holds", outcome))
-        # The limit has no AWS: its events are never to be relayed (the event processes' sweep
-        # would otherwise send them all during the next scenarios).
+        # The limit has no AWS and runs before the event processes start: its events are never
+        # relayed, and its unpaid holds are closed now, so that neither loads later scenarios.
         import psycopg
 
-        with psycopg.connect(self.args.database_url, autocommit=True) as conn:
+        with psycopg.connect(self.args.database_url) as conn:
             conn.execute(
                 """
                 UPDATE outbox o SET published_at = now() FROM reservations r
@@ -255,10 +270,24 @@ class Run:
                 """,
                 (self.limit_session_ids,),
             )
+            closed = conn.execute(
+                """
+                UPDATE reservations SET status = 'CANCELLED', closed_at = now()
+                 WHERE session_id = ANY(%s::uuid[]) AND status = 'PENDING'
+                RETURNING id
+                """,
+                (self.limit_session_ids,),
+            ).fetchall()
+            conn.execute(
+                "UPDATE seats SET hold_id = NULL, held_until = NULL WHERE hold_id = ANY(%s)",
+                ([row[0] for row in closed],),
+            )
 
     def distinct(self, users: list[Any]) -> None:
         from bench.data import distinct_plan
         from bench.harness import collect, split
+
+        self.start_with_empty_outbox("distinct")
 
         plan, _ = distinct_plan(self.args.holds, users, self.rng, "Bench distinct")
         profile_to = (
@@ -304,7 +333,34 @@ class Run:
                     return round(time.monotonic() - ended, 2), left
                 time.sleep(0.1)
 
+    def distinct_requests_only(self, users: list[Any]) -> None:
+        """The distinct holds with no event process running, as the limit runs: what the request
+        path costs without the relay, the subscribers and the emulator on the same two cores
+        (on AWS they run elsewhere). Its events are relayed once the event processes start; its
+        holds last 900 s, so none runs out during the run."""
+        from bench.data import distinct_plan
+        from bench.harness import collect, split
+
+        plan, _ = distinct_plan(self.args.holds, users, self.rng, "Bench requests only")
+        per = [
+            {"jobs": part, "hold_seconds": 900}
+            for part in split(jobs_for(plan, "token"), self.pool.size)
+        ]
+        outcome = self.pool.run("bench.tasks:service_holds", per)
+        service = self.add(collect("distinct_holds_requests_only", outcome))
+        if self.limit_scenario is not None:
+            self.ratios["distinct_holds_requests_only_over_limit"] = round(
+                service.per_s("hold") / self.limit_scenario.per_s("hold"), 3
+            )
+
+    def start_with_empty_outbox(self, scenario: str) -> None:
+        """A scenario is not charged for the relaying of the one before it: wait until the relay
+        has sent every row (the emulator sends a few hundred messages a second)."""
+        waited, left = self.wait_for_outbox()
+        self.notes.append(f"{scenario}: started after the outbox drained ({waited} s, {left} left)")
+
     def flash(self, buyers: list[Any]) -> None:
+        self.start_with_empty_outbox("flash_sale")
         from bench.data import flash_plan
         from bench.harness import collect, split
 
@@ -314,6 +370,7 @@ class Run:
         self.add(collect("flash_sale", outcome, **self.session_outcome(session_id)))
 
     def reads(self, users: list[Any]) -> None:
+        self.start_with_empty_outbox("seat_map_reads")
         from bench import seat_map_reads
 
         found, ratios = seat_map_reads.run(self.pool, users, self.args.reads, self.rng)
@@ -329,6 +386,7 @@ class Run:
         from bench.data import distinct_plan
         from bench.harness import Scenario, collect, split
 
+        self.start_with_empty_outbox("expiry")
         args = self.args
         plan, session_ids = distinct_plan(
             args.expiry_holds, users, self.rng, "Bench expiry", pay_share=0
@@ -553,6 +611,20 @@ def main(argv: list[str] | None = None) -> int:
     stop_file = args.results_dir / f"{stamp}.stop"
     # Each event process runs several pollers, the sweep and the outbox relay on threads: it gets
     # the local stage's pool size, not a single Lambda container's.
+    if "limit" in which:  # alone: no event processes, no AWS
+        eprint("bench: limit ...")
+        try:
+            run.limit(users)
+        except Exception:
+            failures.append(f"limit: {traceback.format_exc()}")
+            eprint(f"bench: limit FAILED\n{traceback.format_exc()}")
+    if "distinct" in which:  # the request path alone, before the event processes start
+        eprint("bench: distinct, requests only ...")
+        try:
+            run.distinct_requests_only(users)
+        except Exception:
+            failures.append(f"distinct requests only: {traceback.format_exc()}")
+            eprint(f"bench: distinct requests only FAILED\n{traceback.format_exc()}")
     events = WorkerPool(args.event_processes, str(run.log_path), {"DB_POOL_SIZE": "8"})
     running_events = events.dispatch(
         "bench.tasks:event_runner",
@@ -561,7 +633,6 @@ def main(argv: list[str] | None = None) -> int:
     # Expiry runs before the distinct holds: their unpaid holds (30 s) would otherwise run out
     # while the expiry scenario drains the same queue, and be counted in its lag.
     steps = [
-        ("limit", lambda: run.limit(users)),
         ("expiry", lambda: run.expiry(users)),
         ("distinct", lambda: run.distinct(users)),
         ("flash", lambda: run.flash(buyers)),
