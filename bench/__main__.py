@@ -609,22 +609,22 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     run = Run(args, stamp)
     stop_file = args.results_dir / f"{stamp}.stop"
+
+    def attempt(name: str, step: Any) -> None:
+        eprint(f"bench: {name} ...")
+        try:
+            step()
+        except Exception:
+            failures.append(f"{name}: {traceback.format_exc()}")
+            eprint(f"bench: {name} FAILED\n{traceback.format_exc()}")
+
+    # Alone, before any event process starts: no relay, subscribers or emulator work.
+    if "limit" in which:
+        attempt("limit", lambda: run.limit(users))
+    if "distinct" in which:
+        attempt("distinct, requests only", lambda: run.distinct_requests_only(users))
     # Each event process runs several pollers, the sweep and the outbox relay on threads: it gets
     # the local stage's pool size, not a single Lambda container's.
-    if "limit" in which:  # alone: no event processes, no AWS
-        eprint("bench: limit ...")
-        try:
-            run.limit(users)
-        except Exception:
-            failures.append(f"limit: {traceback.format_exc()}")
-            eprint(f"bench: limit FAILED\n{traceback.format_exc()}")
-    if "distinct" in which:  # the request path alone, before the event processes start
-        eprint("bench: distinct, requests only ...")
-        try:
-            run.distinct_requests_only(users)
-        except Exception:
-            failures.append(f"distinct requests only: {traceback.format_exc()}")
-            eprint(f"bench: distinct requests only FAILED\n{traceback.format_exc()}")
     events = WorkerPool(args.event_processes, str(run.log_path), {"DB_POOL_SIZE": "8"})
     running_events = events.dispatch(
         "bench.tasks:event_runner",
@@ -641,14 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     try:
         for name, step in steps:
-            if name not in which:
-                continue
-            eprint(f"bench: {name} ...")
-            try:
-                step()
-            except Exception:
-                failures.append(f"{name}: {traceback.format_exc()}")
-                eprint(f"bench: {name} FAILED\n{traceback.format_exc()}")
+            if name in which:
+                attempt(name, step)
     finally:
         run.close()
         stop_file.touch()

@@ -9,8 +9,10 @@ so rows still go out if the relay function is down.
 
 Rows are claimed with SKIP LOCKED, so relays on many instances never send the same row at the same
 time; a crash after sending but before marking sends it again later, which is why consumers are
-idempotent on the event id (at-least-once delivery). Standard SNS/SQS do not keep order anyway;
-consumers do not depend on it.
+idempotent on the event id (at-least-once delivery). Events leave in outbox order, one relay at a
+time (an advisory lock), stopping at the first failure: a reservation's events are written by
+transactions that its row lock puts one after another, so its events leave in the order they
+happened. Standard SNS/SQS may still reorder them on the way; consumers do not depend on order.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # The claim stays open while the chunks are sent (each call is bounded by the client's timeouts);
 # the connection's default idle-in-transaction limit is for requests, not for this.
 CLAIM_TIMEOUT = "60s"
+EVENTS_RELAY_LOCK = 7_414_002  # pg_try_advisory_xact_lock key: the one relay sending events
 ONE_SECOND, ZERO = timedelta(seconds=1), timedelta(0)
 
 _senders: ThreadPoolExecutor | None = None
@@ -121,7 +124,8 @@ def _send_expiry_messages(
 
 
 def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
-    """Every chunk in parallel, expiry messages first; the ids that went out and the failures."""
+    """Expiry chunks in parallel, events in order beside them; the ids that went out and the
+    failures."""
     claimed_at, claimed_on = rows[0]["now"], time.monotonic()
 
     def database_now() -> datetime:
@@ -130,23 +134,50 @@ def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
 
     expiring = [r for r in rows if r["destination"] == "expiry"]
     reservation_of = {row["id"]: row["body"]["reservation_id"] for row in expiring}
-    messages = _expiry_messages(expiring)
+    events = [r for r in rows if r["destination"] == "events"]
     calls: list[Callable[[], list[int]]] = [
         lambda chunk=chunk: _send_expiry_messages(chunk, reservation_of, database_now())
-        for chunk in _chunks(messages, SQS_BATCH)
-    ] + [
-        lambda chunk=chunk: _send_events(chunk)
-        for chunk in _chunks([r for r in rows if r["destination"] == "events"], SNS_BATCH)
+        for chunk in _chunks(_expiry_messages(expiring), SQS_BATCH)
     ]
+    if events:
+        calls.append(lambda: _send_events_in_order(events))
     futures = [_sender_pool().submit(call) for call in calls]
     sent: list[int] = []
     failures: list[Exception] = []
     for future in futures:
         try:
             sent += future.result()
+        except _PartlySent as exc:
+            sent += exc.sent
+            failures.append(exc.error)
         except (BotoCoreError, ClientError) as exc:
             failures.append(exc)
     return sent, failures
+
+
+class _PartlySent(Exception):
+    def __init__(self, sent: list[int], error: Exception) -> None:
+        super().__init__(repr(error))
+        self.sent, self.error = sent, error
+
+
+def _send_events_in_order(rows: list[dict[str, Any]]) -> list[int]:
+    """Event chunks one after another in outbox order, stopping at the first that fails (or at
+    an entry SNS refused), so that a reservation's later event never leaves before an earlier one
+    that is still waiting."""
+    sent: list[int] = []
+    for chunk in _chunks(rows, SNS_BATCH):
+        try:
+            went = _send_events(chunk)
+        except (BotoCoreError, ClientError) as exc:
+            raise _PartlySent(sent, exc) from exc
+        in_order = [row["id"] for row in chunk]
+        # Keep only the unbroken run from the start of the chunk.
+        for row_id in in_order:
+            if row_id not in went:
+                return sent
+            sent.append(row_id)
+    return sent
 
 
 def _claim(conn: psycopg.Connection, destination: str, limit: int) -> list[dict[str, Any]]:
@@ -168,11 +199,13 @@ def _relay_batch(conn: psycopg.Connection, limit: int) -> tuple[int, int]:
     ones that went out. Returns (claimed, sent)."""
     conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{CLAIM_TIMEOUT}'")
     # Expiry rows first: their messages must leave before their holds run out, and they are
-    # cheap (coalesced); events can wait for the next round.
-    rows = [
-        *_claim(conn, "expiry", EXPIRY_ROWS_PER_ROUND),
-        *_claim(conn, "events", limit),
-    ]
+    # cheap (coalesced); events can wait for the next round. Expiry messages need no order, so
+    # every relay sends them; events go out in outbox order, so one relay at a time sends them.
+    rows = _claim(conn, "expiry", EXPIRY_ROWS_PER_ROUND)
+    if conn.execute(
+        "SELECT pg_try_advisory_xact_lock(%s) AS mine", (EVENTS_RELAY_LOCK,)
+    ).fetchone()["mine"]:
+        rows += _claim(conn, "events", limit)
     if not rows:
         return 0, 0
     sent, failures = _send(rows)

@@ -109,3 +109,45 @@ def test_a_round_with_many_due_seconds_sends_at_most_ten_messages_a_call(monkeyp
     sent, failures = relay._send(rows)
     assert failures == [] and sorted(sent) == list(range(1, 26))
     assert sorted(batches) == [5, 10, 10]
+
+
+def event_rows(count: int) -> list[dict]:
+    now = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+    return [
+        {"id": i, "destination": "events", "event_type": "t", "body": {}, "now": now}
+        for i in range(1, count + 1)
+    ]
+
+
+def fake_sns(monkeypatch, answer):
+    """SNS whose PublishBatch answers `answer(entry ids)`: a list of successful ids or raises."""
+    from botocore.exceptions import EndpointConnectionError
+
+    calls: list[list[int]] = []
+
+    class FakeSNS:
+        def publish_batch(self, TopicArn, PublishBatchRequestEntries):
+            ids = [int(e["Id"]) for e in PublishBatchRequestEntries]
+            calls.append(ids)
+            went = answer(ids)
+            if went is None:
+                raise EndpointConnectionError(endpoint_url="http://aws.invalid")
+            return {"Successful": [{"Id": str(i)} for i in went]}
+
+    monkeypatch.setattr(relay.clients, "client", lambda service: FakeSNS())
+    monkeypatch.setattr(relay.clients, "events_topic_arn", lambda: "topic")
+    return calls
+
+
+def test_events_leave_in_order_and_stop_at_a_failed_call(monkeypatch):
+    calls = fake_sns(monkeypatch, lambda ids: None if ids[0] == 11 else ids)
+    sent, failures = relay._send(event_rows(25))
+    assert calls == [list(range(1, 11)), list(range(11, 21))]  # the third chunk never left
+    assert sent == list(range(1, 11)) and len(failures) == 1
+
+
+def test_events_stop_at_an_entry_sns_refused(monkeypatch):
+    calls = fake_sns(monkeypatch, lambda ids: [i for i in ids if i != 4])
+    sent, failures = relay._send(event_rows(25))
+    assert calls == [list(range(1, 11))]
+    assert sent == [1, 2, 3] and failures == []
