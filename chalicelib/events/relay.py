@@ -3,7 +3,7 @@
 Off the buyer's path. A request commits its change and its outbox rows and answers; it makes no
 AWS call. The relay function (`relay_outbox` in app.py, started every minute, each run polling for
 about a minute) picks rows up within POLL_S and sends them in batches: a 10-entry PublishBatch
-carries ten requests' events, and the chunks of one round go out in parallel. Expiry rows go first
+carries ten requests' events. Expiry rows go first, their chunks in parallel beside the events,
 and holds due in the same second share one delayed SQS message. The scheduled sweep relays too,
 so rows still go out if the relay function is down.
 
