@@ -24,6 +24,9 @@ from chalicelib.services import reservations
 
 # The relay returns with this much of its Lambda time left; the next run has started by then.
 RELAY_STOP_MARGIN_MS = 5_000
+# An expiry message comes up to a second early; its handler waits that out in steps.
+WAIT_FOR_DUE_S = 1.2
+DUE_STEP_S = 0.1
 
 
 class SQSRecord(Protocol):
@@ -120,15 +123,27 @@ def _in_one_transaction(
 
 
 def expire_batch(records: Iterable[SQSRecord]) -> int:
-    """A batch of "expiry due" messages (each naming one or more holds), in one transaction.
-    Early, late, duplicate or after-payment messages are harmless: a hold is expired only if it
-    is still PENDING and past its time, and an early message schedules another for the time
-    left."""
+    """A batch of "expiry due" messages (each naming one or more holds). Early, late, duplicate
+    or after-payment messages are harmless: a hold is expired only if it is still PENDING and past
+    its time."""
     return _in_one_transaction(
         records,
         _expiring_reservations,
-        lambda named: _after_expiry(reservations.expire_due([i for ids in named for i in ids])),
+        lambda named: expire_when_due([i for ids in named for i in ids]),
     )
+
+
+def expire_when_due(reservation_ids: list[str]) -> None:
+    """Expire the holds that are due now, then those due within WAIT_FOR_DUE_S as they come due
+    (SQS delays are whole seconds and the relay sends a message at the start of the second its
+    holds run out in, so they arrive up to a second early); a hold due later gets a new message."""
+    deadline = time.monotonic() + WAIT_FOR_DUE_S
+    changes, soon = reservations.expire_due(reservation_ids, soon_s=WAIT_FOR_DUE_S)
+    _after_expiry(changes)
+    while soon:  # once the deadline passes, soon_s is 0: what is not due yet is rescheduled
+        time.sleep(DUE_STEP_S)
+        changes, soon = reservations.expire_due(soon, soon_s=max(0.0, deadline - time.monotonic()))
+        _after_expiry(changes)
 
 
 def count_batch(records: Iterable[SQSRecord]) -> int:
@@ -138,7 +153,7 @@ def count_batch(records: Iterable[SQSRecord]) -> int:
 
 def expire(body: str) -> None:
     """One "expiry due" message (expire_batch with a batch of one)."""
-    _after_expiry(reservations.expire_due(_expiring_reservations(body)))
+    expire_when_due(_expiring_reservations(body))
 
 
 def _after_expiry(expired: reservations.Expired) -> None:

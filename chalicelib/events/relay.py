@@ -46,7 +46,6 @@ BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # the connection's default idle-in-transaction limit is for requests, not for this.
 CLAIM_TIMEOUT = "60s"
 EVENTS_RELAY_LOCK = 7_414_002  # pg_try_advisory_xact_lock key: the one relay sending events
-ONE_SECOND, ZERO = timedelta(seconds=1), timedelta(0)
 
 _senders: ThreadPoolExecutor | None = None
 
@@ -80,15 +79,15 @@ def _send_events(chunk: list[dict[str, Any]]) -> list[int]:
 
 
 def _expiry_messages(rows: list[dict[str, Any]]) -> list[tuple[datetime, list[int]]]:
-    """Expiry rows due within the same whole second share one message: (that second, outbox
-    ids) per message, at most HOLDS_PER_EXPIRY_MESSAGE ids each. A flash sale's holds mostly run
-    out within the same seconds, so this sends a few messages a second where one per hold would
-    send hundreds."""
+    """Expiry rows due within the same whole second share one message: (the start of that
+    second, outbox ids) per message, at most HOLDS_PER_EXPIRY_MESSAGE ids each. A flash sale's
+    holds mostly run out within the same seconds, so this sends a few messages a second where one
+    per hold would send hundreds."""
     by_second: dict[datetime, list[int]] = {}
     for row in rows:
-        due = row["deliver_at"]
-        second = due.replace(microsecond=0) + (ONE_SECOND if due.microsecond else ZERO)
-        by_second.setdefault(second, []).append(row["id"])
+        # The start of the second the hold runs out in: the message arrives up to a second
+        # early, and the handler waits out the rest (handlers.expire_when_due).
+        by_second.setdefault(row["deliver_at"].replace(microsecond=0), []).append(row["id"])
     return [
         (second, ids[i : i + HOLDS_PER_EXPIRY_MESSAGE])
         for second, ids in sorted(by_second.items())
@@ -97,8 +96,8 @@ def _expiry_messages(rows: list[dict[str, Any]]) -> list[tuple[datetime, list[in
 
 
 def delay_until(second: datetime, now: datetime) -> int:
-    """SQS delays in whole seconds, rounded up: a message may come late by under a second, never
-    early (an early one would only be rescheduled); at most SQS's 900 s."""
+    """SQS delays in whole seconds, rounded up so the message never comes before `second`; at
+    most SQS's 900 s (the handler reschedules what is still not due)."""
     return min(MAX_SQS_DELAY, max(0, math.ceil((second - now).total_seconds())))
 
 

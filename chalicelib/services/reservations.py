@@ -254,12 +254,13 @@ def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> Expire
     )
 
 
-def expire_due(reservation_ids: list[str]) -> Expired:
+def expire_due(reservation_ids: list[str], *, soon_s: float = 0.0) -> tuple[Expired, list[str]]:
     """What the expiry queue's handler does with a batch of "expiry due" messages, in one
     transaction: expire the holds that are due, and schedule another message for any hold whose
-    message came early (clock skew, an emulator's short delay)."""
+    message came more than `soon_s` early. Returns the changes and the holds due within `soon_s`
+    (the caller may wait for those instead)."""
 
-    def work(conn: psycopg.Connection) -> Expired:
+    def work(conn: psycopg.Connection) -> tuple[Expired, list[str]]:
         # Lock the rows (waiting is fine here: no buyer is behind us), in id order so that two
         # batches sharing holds cannot deadlock. A concurrent payment either finishes first, and
         # we see CONFIRMED, or waits for us and sees EXPIRED.
@@ -273,16 +274,18 @@ def expire_due(reservation_ids: list[str]) -> Expired:
         changes = expire_holds(conn, reservation_ids)
         early = conn.execute(
             """
-            SELECT id, expires_at FROM reservations
+            SELECT id, expires_at, expires_at <= now() + make_interval(secs => %s) AS soon
+              FROM reservations
              WHERE id = ANY(%s::uuid[]) AND status = 'PENDING' AND expires_at > now()
             """,
-            (reservation_ids,),
+            (soon_s, reservation_ids),
         ).fetchall()
         for row in early:
-            changes.outbox_ids.append(
-                outbox.schedule_expiry(conn, str(row["id"]), row["expires_at"])
-            )
-        return changes
+            if not row["soon"]:
+                changes.outbox_ids.append(
+                    outbox.schedule_expiry(conn, str(row["id"]), row["expires_at"])
+                )
+        return changes, [str(row["id"]) for row in early if row["soon"]]
 
     return in_transaction(work)
 

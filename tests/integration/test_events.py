@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -269,6 +270,33 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     time.sleep(1.2)  # the receive's visibility timeout runs out: what was not deleted returns
     returned = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     assert [m["Body"] for m in returned.get("Messages", [])] == ["not json"]
+
+
+def test_an_expiry_message_up_to_a_second_early_is_waited_out_not_rescheduled(
+    client, customer, make_session, db
+):
+    session = make_session()
+    reservation = hold(client, customer, session["id"], ["B4"])
+    db.execute(
+        "UPDATE reservations SET expires_at = now() + interval '600 ms' WHERE id = %s",
+        (reservation["id"],),
+    )
+    db.execute(
+        "UPDATE seats SET held_until = now() + interval '600 ms' WHERE hold_id = %s",
+        (reservation["id"],),
+    )
+    handlers.expire(json.dumps({"reservation_ids": [reservation["id"]]}))
+    row = db.execute(
+        "SELECT status, closed_at - expires_at AS late FROM reservations WHERE id = %s",
+        (reservation["id"],),
+    ).fetchone()
+    assert row["status"] == "EXPIRED"
+    assert timedelta(0) <= row["late"] < timedelta(milliseconds=500)
+    expiry_rows = db.execute(
+        "SELECT count(*) AS n FROM outbox WHERE destination = 'expiry' AND aggregate_id = %s",
+        (reservation["id"],),
+    ).fetchone()
+    assert expiry_rows["n"] == 1  # only the hold's own: nothing was rescheduled
 
 
 def test_duplicate_delivery_has_one_effect(customer, make_session, client, db):

@@ -68,10 +68,10 @@ def test_expiry_rows_due_in_the_same_second_share_a_message():
     full = list(range(100, 100 + relay.HOLDS_PER_EXPIRY_MESSAGE))
     assert relay._expiry_messages(rows) == [
         (second - timedelta(seconds=30), [5]),
-        (second, [1, 2, 3]),  # due within the second that ends at `second`
-        (second + timedelta(seconds=1), [4]),
-        (second + timedelta(seconds=13), full),  # at most HOLDS_PER_EXPIRY_MESSAGE a message
-        (second + timedelta(seconds=13), [100 + relay.HOLDS_PER_EXPIRY_MESSAGE]),
+        (second - timedelta(seconds=1), [1, 2]),  # due within the second that starts there
+        (second, [3, 4]),
+        (second + timedelta(seconds=12), full),  # at most HOLDS_PER_EXPIRY_MESSAGE a message
+        (second + timedelta(seconds=12), [100 + relay.HOLDS_PER_EXPIRY_MESSAGE]),
     ]
 
 
