@@ -99,12 +99,12 @@ def _expiring_reservations(body: str) -> list[str]:
         raise subscribers.PoisonMessage(f"not an expiry message: {exc}") from exc
 
 
-def _in_one_transaction(
+def _handle_together(
     records: Iterable[SQSRecord], parse: Callable[[str], Any], handle_all: Callable[[list], Any]
 ) -> int:
-    """A batch whose messages are handled together (one transaction). A message that cannot be
-    parsed fails alone (retried, then dead-lettered); a failed transaction fails the batch, which
-    SQS delivers again (the handlers are idempotent)."""
+    """A batch whose parsed messages go to one call (a transaction, or a few for expiries). A
+    message that cannot be parsed fails alone (retried, then dead-lettered); a failed call fails
+    the batch, which SQS delivers again (the handlers are idempotent)."""
     good: list[SQSRecord] = []
     poison: list[SQSRecord] = []
     parsed: list[Any] = []
@@ -123,10 +123,10 @@ def _in_one_transaction(
 
 
 def expire_batch(records: Iterable[SQSRecord]) -> int:
-    """A batch of "expiry due" messages (each naming one or more holds). Early, late, duplicate
-    or after-payment messages are harmless: a hold is expired only if it is still PENDING and past
-    its time."""
-    return _in_one_transaction(
+    """A batch of "expiry due" messages (each naming one or more holds), expired together.
+    Early, late, duplicate or after-payment messages are harmless: a hold is expired only if it
+    is still PENDING and past its time."""
+    return _handle_together(
         records,
         _expiring_reservations,
         lambda named: expire_when_due([i for ids in named for i in ids]),
@@ -148,7 +148,7 @@ def expire_when_due(reservation_ids: list[str]) -> None:
 
 def count_batch(records: Iterable[SQSRecord]) -> int:
     """The analytics queue: a batch of events counted in one transaction."""
-    return _in_one_transaction(records, subscribers.parse_event, subscribers.record_analytics_batch)
+    return _handle_together(records, subscribers.parse_event, subscribers.record_analytics_batch)
 
 
 def expire(body: str) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from tests.support.data import session_body
+from tests.support.data import move_hold_end, session_body
 
 
 def hold(client, customer, session_id, seats, **kw):
@@ -315,14 +315,7 @@ def test_payment_sells_is_idempotent_and_shows_in_history(client, customer, make
 def test_expired_hold_cannot_be_paid_or_cancelled(client, customer, make_session, db):
     session = make_session()
     reservation = hold(client, customer, session["id"], ["A1"]).body
-    db.execute(
-        "UPDATE reservations SET expires_at = now() - interval '1 second' WHERE id = %s",
-        (reservation["id"],),
-    )
-    db.execute(
-        "UPDATE seats SET held_until = now() - interval '1 second' WHERE hold_id = %s",
-        (reservation["id"],),
-    )
+    move_hold_end(db, reservation["id"], -timedelta(seconds=1))
     path = f"/reservations/{reservation['id']}"
     assert client.get(path, token=customer["token"]).body["status"] == "EXPIRED"
     pay = client.post(f"{path}/payment", token=customer["token"])

@@ -16,6 +16,7 @@ import pytest
 from chalicelib.aws import clients
 from chalicelib.events import handlers, relay
 from chalicelib.settings import get_settings
+from tests.support.data import move_hold_end
 
 WAIT_S = 20  # LocalStack's delays run about a second long; leave slack
 
@@ -191,13 +192,7 @@ def test_expiry_message_early_late_twice_or_after_payment_is_harmless(
         db.execute("SELECT count(*) AS n FROM seats WHERE sale_id IS NOT NULL").fetchone()["n"] == 1
     )
 
-    db.execute(
-        "UPDATE reservations SET expires_at = now() - interval '1 s' WHERE id = %s",
-        (pending["id"],),
-    )
-    db.execute(
-        "UPDATE seats SET held_until = now() - interval '1 s' WHERE hold_id = %s", (pending["id"],)
-    )
+    move_hold_end(db, pending["id"], -timedelta(seconds=1))
     for _ in range(2):  # late, then a duplicate
         handlers.expire(json.dumps({"reservation_id": pending["id"]}))
     events = db.execute(
@@ -227,14 +222,7 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     session = make_session()
     due = [hold(client, customer, session["id"], [seat])["id"] for seat in ("B1", "B2")]
     early = hold(client, customer, session["id"], ["B3"])["id"]
-    db.execute(
-        "UPDATE reservations SET expires_at = now() - interval '1 s' WHERE id = ANY(%s::uuid[])",
-        (due,),
-    )
-    db.execute(
-        "UPDATE seats SET held_until = now() - interval '1 s' WHERE hold_id = ANY(%s::uuid[])",
-        (due,),
-    )
+    move_hold_end(db, due, -timedelta(seconds=1))
     sqs = clients.client("sqs")
     url = clients.queue_url(get_settings().expiry_queue_name)
     bodies = [
@@ -277,14 +265,7 @@ def test_an_expiry_message_up_to_a_second_early_is_waited_out_not_rescheduled(
 ):
     session = make_session()
     reservation = hold(client, customer, session["id"], ["B4"])
-    db.execute(
-        "UPDATE reservations SET expires_at = now() + interval '600 ms' WHERE id = %s",
-        (reservation["id"],),
-    )
-    db.execute(
-        "UPDATE seats SET held_until = now() + interval '600 ms' WHERE hold_id = %s",
-        (reservation["id"],),
-    )
+    move_hold_end(db, reservation["id"], timedelta(milliseconds=600))
     handlers.expire(json.dumps({"reservation_ids": [reservation["id"]]}))
     row = db.execute(
         "SELECT status, closed_at - expires_at AS late FROM reservations WHERE id = %s",
@@ -325,12 +306,7 @@ def test_analytics_batch_counts_each_event_once_per_session(customer, make_sessi
         held = hold(client, customer, session["id"], [seat])
         client.post(f"/reservations/{held['id']}/payment", token=customer["token"])
     late = hold(client, customer, first["id"], ["B1", "B2"])
-    db.execute(
-        "UPDATE reservations SET expires_at = now() - interval '1 s' WHERE id = %s", (late["id"],)
-    )
-    db.execute(
-        "UPDATE seats SET held_until = now() - interval '1 s' WHERE hold_id = %s", (late["id"],)
-    )
+    move_hold_end(db, late["id"], -timedelta(seconds=1))
     handlers.expire(json.dumps({"reservation_id": late["id"]}))
     bodies = [
         json.dumps(row["body"])

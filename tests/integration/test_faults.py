@@ -11,6 +11,7 @@ import json
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -21,6 +22,7 @@ from chalicelib.aws import clients
 from chalicelib.events import handlers, outbox, relay
 from chalicelib.services import payments, reservations
 from tests.conftest import admin_connection
+from tests.support.data import move_hold_end
 
 
 def assert_clean(db) -> None:
@@ -224,14 +226,7 @@ def test_aws_down_under_concurrent_load_then_every_event_is_published(
 
 def expire_now(db, reservation_id: str) -> None:
     """Move a hold's time to just past (as if its 30 s had run out)."""
-    db.execute(
-        "UPDATE reservations SET expires_at = now() - interval '1 ms' WHERE id = %s",
-        (reservation_id,),
-    )
-    db.execute(
-        "UPDATE seats SET held_until = now() - interval '1 ms' WHERE hold_id = %s",
-        (reservation_id,),
-    )
+    move_hold_end(db, reservation_id, -timedelta(milliseconds=1))
 
 
 def expiry_message(reservation_id: str) -> str:

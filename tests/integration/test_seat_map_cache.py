@@ -10,6 +10,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -18,6 +19,7 @@ from chalicelib import cache
 from chalicelib.cache import seat_maps
 from chalicelib.events import handlers
 from chalicelib.services import reservations, sessions
+from tests.support.data import move_hold_end
 
 
 def hold(client, customer, session_id, seats, **kw):
@@ -104,14 +106,7 @@ def test_every_write_is_seen_by_the_next_read(client, make_user, make_session, d
 
     late = hold(client, second, session["id"], ["B2"]).body
     assert statuses(client, session["id"])["B2"] == "RESERVED"
-    db.execute(
-        "UPDATE reservations SET expires_at = now() - interval '1 second' WHERE id = %s",
-        (late["id"],),
-    )
-    db.execute(
-        "UPDATE seats SET held_until = now() - interval '1 second' WHERE hold_id = %s",
-        (late["id"],),
-    )
+    move_hold_end(db, late["id"], -timedelta(seconds=1))
     handlers.expire(json.dumps({"reservation_id": late["id"]}))
     assert statuses(client, session["id"])["B2"] == "AVAILABLE"
     assert client.get(f"/sessions/{session['id']}").body["available_seats"] == 14

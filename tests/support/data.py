@@ -1,4 +1,4 @@
-"""Request bodies the tests share."""
+"""Request bodies and data changes the tests share."""
 
 from __future__ import annotations
 
@@ -16,3 +16,16 @@ def session_body(**overrides: Any) -> dict[str, Any]:
         "seats_per_row": 8,
         **overrides,
     }
+
+
+def move_hold_end(db: Any, reservation_ids: str | list[str], from_now: timedelta) -> None:
+    """Set holds' end (the reservation's expires_at and its seats' held_until) to the database's
+    now() + from_now: negative for a hold that has already run out."""
+    ids = [reservation_ids] if isinstance(reservation_ids, str) else reservation_ids
+    db.execute(
+        "UPDATE reservations SET expires_at = now() + %s WHERE id = ANY(%s::uuid[])",
+        (from_now, ids),
+    )
+    db.execute(
+        "UPDATE seats SET held_until = now() + %s WHERE hold_id = ANY(%s::uuid[])", (from_now, ids)
+    )
