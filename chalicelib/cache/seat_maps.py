@@ -13,6 +13,11 @@ snapshot is thrown away and the next reader rebuilds. A stored snapshot is there
 than the last `changed()` before it. The hash also expires after SNAPSHOT_TTL_MS, a backstop for a
 process that died between its commit and its `changed()`.
 
+In-process copies. Each process keeps the last snapshot it read per session and uses it without
+asking Redis while Redis's change notices (client tracking, `chalicelib/cache/watch.py`) report no
+change of the hash since it was read: the delete that every write sends is such a change, and its
+notice reaches every instance as Redis answers the writer. The snapshot's expiry is one too.
+
 Single flight. Only the reader holding the session's rebuild lock (SET NX PX) queries PostgreSQL;
 the others poll for the snapshot for up to WAIT_FOR_REBUILD_S, then read PostgreSQL themselves.
 
@@ -35,6 +40,7 @@ from typing import Any
 import psycopg
 
 from chalicelib.cache import LuaScript, RedisUnavailable, key, use_redis
+from chalicelib.cache.watch import KeyWatch, Stamp
 from chalicelib.db import in_transaction
 from chalicelib.domain.errors import NotFound
 from chalicelib.services import sessions
@@ -248,6 +254,9 @@ class _UnsentInvalidations:
         with self._lock:
             self._sessions.add(session_id)
 
+    def empty(self) -> bool:
+        return not self._sessions
+
     def flush(self) -> None:
         """Raises RedisUnavailable if they still cannot be sent."""
         if not self._sessions:
@@ -282,22 +291,25 @@ def _rebuild(session_id: str, token: str) -> tuple[Snapshot, bool]:
 
 
 class _Recent:
-    """This process's copy of the snapshots it last saw, by build token, so that a read whose
-    snapshot has not changed moves a few bytes from Redis instead of the whole map, and reuses the
-    JSON rendered from it until the next hold in it runs out. Redis still confirms every read, so
-    a write on any instance is seen by the next read here."""
+    """This process's copy of the snapshots it last saw: with the build token Redis gave it, so
+    that a read whose snapshot has not changed moves a few bytes from Redis instead of the whole
+    map, and with the watch's stamp taken before it was read, so that while Redis reports no change
+    of the hash it is used without asking Redis at all. The JSON rendered from it is reused until
+    the next hold in it runs out."""
 
     MAX_SESSIONS = 1024
 
     def __init__(self) -> None:
-        self.snapshots: dict[str, tuple[bytes, Snapshot]] = {}
+        self.snapshots: dict[str, tuple[bytes, Snapshot, Stamp | None]] = {}
         self.views: dict[str, Views] = {}
 
-    def remember(self, session_id: str, build: bytes, snapshot: Snapshot) -> None:
+    def remember(
+        self, session_id: str, build: bytes, snapshot: Snapshot, stamp: Stamp | None
+    ) -> None:
         if len(self.snapshots) >= self.MAX_SESSIONS:
             self.snapshots.clear()  # crude, but bounded; the cost is one full transfer each
             self.views.clear()
-        self.snapshots[session_id] = (build, snapshot)
+        self.snapshots[session_id] = (build, snapshot, stamp)
 
     def views_of(self, session_id: str, snapshot: Snapshot) -> Views:
         now = now_us()
@@ -309,31 +321,39 @@ class _Recent:
 
 
 recent = _Recent()
+watch = KeyWatch(lambda: key("seatmap", ""))
 
 
 def cached_snapshot(session_id: str) -> Snapshot | None:
-    """The current snapshot, from Redis or rebuilt by this reader; None when the caller should
-    read PostgreSQL itself (Redis unavailable, or another reader's rebuild took too long)."""
-    token = uuid.uuid4().hex
+    """The current snapshot, from this process's copy while Redis reports no change of it, else
+    from Redis or rebuilt by this reader; None when the caller should read PostgreSQL itself
+    (Redis unavailable, or another reader's rebuild took too long)."""
     keys = _keys(session_id)
-    known_build, known = recent.snapshots.get(session_id, (b"", None))
+    known_build, known, known_stamp = recent.snapshots.get(session_id, (b"", None, None))
+    if known is not None and unsent.empty() and watch.unchanged(keys[0], known_stamp):
+        return known
+    token = uuid.uuid4().hex
     deadline = time.monotonic() + WAIT_FOR_REBUILD_S
     try:
         unsent.flush()
         while True:
+            stamp = watch.stamp(keys[0])  # before asking: a change after it voids the answer
             answer = use_redis(
                 lambda r: READ_OR_CLAIM(r, keys, [token, REBUILD_LEASE_MS, known_build])
             )
             if answer[0] == 0 and known is not None:
+                recent.remember(session_id, known_build, known, stamp)
                 return known
             if answer[0] == 1:
                 snapshot = Snapshot.decode(answer[1])
-                recent.remember(session_id, answer[2], snapshot)
+                recent.remember(session_id, answer[2], snapshot, stamp)
                 return snapshot
             if answer[0] == 2:
                 snapshot, stored = _rebuild(session_id, token)
                 if stored:
-                    recent.remember(session_id, token.encode(), snapshot)
+                    # Storing it changed the hash, so this stamp is void at once; the next read
+                    # asks Redis (answer 0, a few bytes) and keeps the copy from then on.
+                    recent.remember(session_id, token.encode(), snapshot, stamp)
                 return snapshot
             if time.monotonic() >= deadline:
                 return None
@@ -378,7 +398,12 @@ def seat_map_json(session_id: str) -> str:
 def changed(session_id: str) -> None:
     """A hold, cancel, expiry or sale changed this session's seats (called after the commit).
     Deleting the hash both drops the snapshot and voids any rebuild that began before now."""
+    keys = _keys(session_id)
     try:
-        use_redis(lambda r: r.delete(*_keys(session_id)))
+        use_redis(lambda r: r.delete(*keys))
     except RedisUnavailable:
         unsent.add(session_id)
+    finally:
+        # Copies this process read before the delete are void here at once, not when Redis's
+        # notice of it arrives.
+        watch.changed_here(keys[0])

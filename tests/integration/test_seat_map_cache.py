@@ -73,9 +73,30 @@ def test_warm_answers_are_byte_for_byte_postgres_answers(client, make_user, make
     )
 
 
-def test_a_write_by_another_instance_is_seen_by_the_next_read_here(client, customer, make_session):
-    """This process keeps a copy of the snapshot it last saw; Redis confirms it on every read."""
+def test_an_unchanged_map_is_served_without_asking_redis(
+    client, customer, make_session, monkeypatch
+):
     session = make_session()
+    assert statuses(client, session["id"])["A1"] == "AVAILABLE"  # rebuilt and stored
+    assert statuses(client, session["id"])["A1"] == "AVAILABLE"  # the store was a change: asks
+    calls = []
+    counted = seat_maps.use_redis
+    monkeypatch.setattr(seat_maps, "use_redis", lambda work: calls.append(1) or counted(work))
+    for _ in range(3):
+        assert statuses(client, session["id"])["A1"] == "AVAILABLE"
+        assert client.get(f"/sessions/{session['id']}").body["available_seats"] == 16
+    assert calls == []
+
+    assert hold(client, customer, session["id"], ["A1"]).status == 201  # changed() is one call
+    assert statuses(client, session["id"])["A1"] == "RESERVED"
+    assert len(calls) >= 2  # the write's delete, then this read asked Redis again
+
+
+def test_a_write_by_another_instance_is_seen_by_the_next_read_here(client, customer, make_session):
+    """This process keeps its copy while Redis reports no change of it. Another instance's write
+    deletes the hash, and Redis pushes that change here as it answers that instance."""
+    session = make_session()
+    assert statuses(client, session["id"])["A1"] == "AVAILABLE"
     assert statuses(client, session["id"])["A1"] == "AVAILABLE"
     assert statuses(client, session["id"])["A1"] == "AVAILABLE"  # served from the local copy
     # Another instance holds A1 and invalidates: its own commit, its own changed().
@@ -152,12 +173,15 @@ def test_a_rebuild_overtaken_by_a_write_is_not_stored(client, make_user, make_se
     assert_cached_maps_match_postgres([session["id"]])
 
 
-@pytest.mark.parametrize(("rebuild_s", "expected_loads"), [(0.05, 1), (0.5, 1)])
+@pytest.mark.parametrize(("rebuild_s", "wait_s"), [(0.05, 2.0), (0.5, 0.25)])
 def test_cold_map_is_rebuilt_once_for_concurrent_readers(
-    client, make_session, monkeypatch, rebuild_s, expected_loads
+    client, make_session, monkeypatch, rebuild_s, wait_s
 ):
-    """A slow rebuild (0.5 s, past WAIT_FOR_REBUILD_S) is still done once; the readers that gave
-    up waiting read PostgreSQL's seat map directly instead of rebuilding the snapshot."""
+    """A rebuild is done once. Readers wait for it up to WAIT_FOR_REBUILD_S; when it takes longer
+    (0.5 s against 0.25 s) they give up and read PostgreSQL's seat map directly instead of
+    rebuilding the snapshot. (The fast case waits up to 2 s: a shared machine can stall a
+    thread for a few hundred ms, and then a reader giving up would be right, not a bug.)"""
+    monkeypatch.setattr(seat_maps, "WAIT_FOR_REBUILD_S", wait_s)
     session = make_session(rows=20, seats_per_row=20)
     original = seat_maps.load_snapshot
     loads, direct_reads = [], []
@@ -185,7 +209,7 @@ def test_cold_map_is_rebuilt_once_for_concurrent_readers(
         answers = list(pool.map(read, range(readers)))
     assert {a.status for a in answers} == {200}
     assert all(a.body == answers[0].body for a in answers)
-    assert len(loads) == expected_loads
+    assert len(loads) == 1
     if rebuild_s > seat_maps.WAIT_FOR_REBUILD_S:
         assert len(direct_reads) == readers - 1
     else:
