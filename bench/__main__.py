@@ -3,11 +3,14 @@
 One run measures, with the same machine and the same data shape:
   limit             the project's hold and payment SQL (take_seats, confirm_payment) on plain
                     psycopg connections in P processes: what the database allows here;
-  distinct_holds_requests_only
-                    (a) the Lambda handler in P warm worker processes: holds of 1-4 random
-                    seats that never overlap, every other one paid; run, like the limit, before
-                    any event process starts (no relay, subscribers or emulator work);
-  distinct_holds    (a) again, with the event processes relaying and consuming its events;
+  distinct_holds    (a) the service: the Lambda handler in P warm worker processes, holds of 1-4
+                    random seats that never overlap, every other one paid; run, like the limit,
+                    before any event process starts, so both have the cores to themselves (the
+                    target ratio, distinct_holds_service_over_limit, compares these two);
+  distinct_holds_with_events
+                    (a) again while the event processes relay and consume its events on the same
+                    cores (the relay, the subscribers and the AWS emulator; on AWS they run
+                    elsewhere): distinct_holds_with_events_over_limit;
   flash_sale        (b) 1,000 buyers for the same 16 seats, all at once; winners pay;
   seat_map_reads_*  (c) seat-map reads of a 400-seat session, cache warm vs PostgreSQL;
   expiry_*          (d) 5,000 holds that run out, expired through the SQS delay queue by the
@@ -292,27 +295,19 @@ class Run:
                 ([row[0] for row in closed],),
             )
 
-    def distinct(self, users: list[Any]) -> None:
+    def distinct_with_events(self, users: list[Any]) -> None:
         from bench.data import distinct_plan
         from bench.harness import collect, split
 
-        self.start_with_empty_outbox("distinct")
+        self.start_with_empty_outbox("distinct_holds_with_events")
 
-        plan, _ = distinct_plan(self.args.holds, users, self.rng, "Bench distinct")
-        profile_to = (
-            str(self.args.results_dir / f"{self.stamp}-profile-holds")
-            if self.args.profile
-            else None
-        )
-        per = [
-            {"jobs": part, "profile_to": profile_to}
-            for part in split(jobs_for(plan, "token"), self.pool.size)
-        ]
+        plan, _ = distinct_plan(self.args.holds, users, self.rng, "Bench with events")
+        per = [{"jobs": part} for part in split(jobs_for(plan, "token"), self.pool.size)]
         outcome = self.pool.run("bench.tasks:service_holds", per)
         drained_s, left = self.wait_for_outbox()
         service = self.add(
             collect(
-                "distinct_holds",
+                "distinct_holds_with_events",
                 outcome,
                 outbox_drained_after_s=drained_s,
                 outbox_left=left,
@@ -320,11 +315,8 @@ class Run:
         )
         limit = self.limit_scenario
         if limit is not None:
-            self.ratios["distinct_holds_service_over_limit"] = round(
+            self.ratios["distinct_holds_with_events_over_limit"] = round(
                 service.per_s("hold") / limit.per_s("hold"), 3
-            )
-            self.ratios["distinct_requests_service_over_limit"] = round(
-                service.per_s() / limit.per_s(), 3
             )
 
     def wait_for_outbox(self, timeout_s: float = 300) -> tuple[float, int]:
@@ -342,24 +334,32 @@ class Run:
                     return round(time.monotonic() - ended, 2), left
                 time.sleep(0.1)
 
-    def distinct_requests_only(self, users: list[Any]) -> None:
-        """The distinct holds with no event process running, as the limit runs: what the request
-        path costs without the relay, the subscribers and the emulator on the same two cores
-        (on AWS they run elsewhere). Its events are relayed once the event processes start; its
-        holds last 900 s, so none runs out during the run."""
+    def distinct(self, users: list[Any]) -> None:
+        """The service on distinct seats, with no event process running, as the limit runs: the
+        handler against the bare SQL, each with the cores to itself. Its events are relayed once
+        the event processes start; its holds last 900 s, so none runs out during the run."""
         from bench.data import distinct_plan
         from bench.harness import collect, split
 
-        plan, _ = distinct_plan(self.args.holds, users, self.rng, "Bench requests only")
+        plan, _ = distinct_plan(self.args.holds, users, self.rng, "Bench distinct")
+        profile_to = (
+            str(self.args.results_dir / f"{self.stamp}-profile-holds")
+            if self.args.profile
+            else None
+        )
         per = [
-            {"jobs": part, "hold_seconds": 900}
+            {"jobs": part, "hold_seconds": 900, "profile_to": profile_to}
             for part in split(jobs_for(plan, "token"), self.pool.size)
         ]
         outcome = self.pool.run("bench.tasks:service_holds", per)
-        service = self.add(collect("distinct_holds_requests_only", outcome))
-        if self.limit_scenario is not None:
-            self.ratios["distinct_holds_requests_only_over_limit"] = round(
-                service.per_s("hold") / self.limit_scenario.per_s("hold"), 3
+        service = self.add(collect("distinct_holds", outcome))
+        limit = self.limit_scenario
+        if limit is not None:
+            self.ratios["distinct_holds_service_over_limit"] = round(
+                service.per_s("hold") / limit.per_s("hold"), 3
+            )
+            self.ratios["distinct_requests_service_over_limit"] = round(
+                service.per_s() / limit.per_s(), 3
             )
 
     def start_with_empty_outbox(self, scenario: str) -> None:
@@ -631,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     if "limit" in which:
         attempt("limit", lambda: run.limit(users))
     if "distinct" in which:
-        attempt("distinct, requests only", lambda: run.distinct_requests_only(users))
+        attempt("distinct", lambda: run.distinct(users))
     # Each event process runs several pollers, the sweep and the outbox relay on threads: it gets
     # the local stage's pool size, not a single Lambda container's.
     events = WorkerPool(args.event_processes, str(run.log_path), {"DB_POOL_SIZE": "8"})
@@ -643,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     # while the expiry scenario drains the same queue, and be counted in its lag.
     steps = [
         ("expiry", lambda: run.expiry(users)),
-        ("distinct", lambda: run.distinct(users)),
+        ("distinct", lambda: run.distinct_with_events(users)),
         ("flash", lambda: run.flash(buyers)),
         ("reads", lambda: run.reads(users)),
         ("http", lambda: run.http(http_buyers)),

@@ -57,6 +57,7 @@ def test_bench_quick_run(tmp_path, bench_database):
     assert {
         "limit_distinct_holds",
         "distinct_holds",
+        "distinct_holds_with_events",
         "flash_sale",
         "seat_map_reads_warm",
         "seat_map_reads_postgres",
