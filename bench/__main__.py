@@ -85,7 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--holds", type=int, help="holds in the limit and distinct scenarios")
     parser.add_argument("--users", type=int, help="customers the distinct holds are spread over")
     parser.add_argument("--flash-buyers", type=int, help="buyers in the flash sale")
-    parser.add_argument("--reads", type=int, help="seat-map reads per worker, per path")
+    parser.add_argument(
+        "--reads", type=int, help="seat-map reads per worker from PostgreSQL (x10 warm)"
+    )
     parser.add_argument("--expiry-holds", type=int, help="holds left to run out")
     parser.add_argument("--expiry-hold-seconds", type=int, help="HOLD_SECONDS for those holds")
     parser.add_argument(
