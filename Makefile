@@ -23,7 +23,7 @@ services:
 	@WANT_CONNECTIONS=0 bash scripts/prepare-services.sh
 
 run: $(STAMP) services
-	$(PY) -m chalicelib.local.run
+	$(PY) -m devtools.run
 
 # The race tests put 200 buyers on 200 connections: prepare-services raises max_connections.
 test: $(STAMP)
@@ -40,7 +40,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 seed: $(STAMP)
-	$(PY) -m chalicelib.local.seed
+	$(PY) -m devtools.seed
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

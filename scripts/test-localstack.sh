@@ -8,4 +8,5 @@ url=$(bash scripts/localstack.sh | tail -n 1)
 trap 'bash scripts/localstack.sh stop >/dev/null 2>&1 || true' EXIT
 echo "test-localstack: LocalStack at $url"
 TEST_AWS_ENDPOINT_URL="$url" .venv/bin/python -m pytest -p no:cacheprovider \
-  tests/integration/test_infra.py tests/integration/test_events.py "$@"
+  tests/integration/test_messaging.py tests/integration/test_event_runner.py \
+  tests/integration/test_events.py "$@"

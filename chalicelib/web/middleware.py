@@ -10,7 +10,7 @@ from typing import Any
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib.domain.errors import BoxOfficeError, ValidationError
+from chalicelib.domain.errors import BoxOfficeError, MethodNotAllowed, ValidationError
 from chalicelib.log import logger
 from chalicelib.web import rate_limits
 from chalicelib.web.responses import error_response
@@ -31,6 +31,13 @@ def log_context(event: Any, get_response: Callable[[Any], Any]) -> Any:
         logger.thread_safe_remove_keys(["request_id"])
 
 
+def _method_not_allowed(request: Request, chalice_answer: Response) -> Response:
+    """Chalice answers a method its route lacks with its own 405 body; the contract's has the
+    code MethodNotAllowed, and `Allow` names the route's methods."""
+    error = MethodNotAllowed(f"{request.method} is not allowed here")
+    return error_response(error, {"Allow": chalice_answer.headers.get("Allow", "")})
+
+
 def http_guard(request: Request, get_response: Callable[[Request], Response]) -> Response:
     started = time.perf_counter()
     try:
@@ -40,6 +47,8 @@ def http_guard(request: Request, get_response: Callable[[Request], Response]) ->
         response = get_response(request)
     except BoxOfficeError as exc:
         response = error_response(exc)
+    if response.status_code == 405:
+        response = _method_not_allowed(request, response)
     logger.info(
         "request",
         extra={

@@ -20,8 +20,8 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(body=body, status_code=status, headers={**JSON, **(headers or {})})
 
 
-def error_response(error: BoxOfficeError) -> Response:
-    headers = {}
+def error_response(error: BoxOfficeError, headers: dict[str, str] | None = None) -> Response:
+    headers = dict(headers or {})
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after)
     if error.status >= 500:

@@ -1,11 +1,10 @@
-"""End-to-end fixtures: the real `make run` process (python -m chalicelib.local.run) on free ports,
-with its own embedded AWS endpoint, against this run's test database."""
+"""End-to-end fixtures: the real `make run` (python -m devtools.run, its supervisor and the roles it
+starts) on free ports, with its own embedded AWS endpoint, against this run's test database."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.net import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -52,7 +47,7 @@ def start_system(
         env.pop("AWS_ENDPOINT_URL", None)
     log_path = tmp_path / f"{name}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.local.run"],
+        [sys.executable, "-m", "devtools.run"],
         cwd=ROOT,
         env=env,
         stdout=log_path.open("w"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,7 +13,8 @@ import psycopg
 import pytest
 
 from chalicelib.settings import get_settings
-from tests.support.aws import start_aws_endpoint
+from devtools.provision import provision
+from tests.support.aws import aws_client, start_aws_endpoint
 from tests.support.data import session_body
 
 TABLES = (
@@ -23,9 +25,27 @@ TABLES = (
 
 @pytest.fixture(scope="session", autouse=True)
 def aws_endpoint() -> Iterator[str]:
-    """A moto server over real HTTP, provisioned from infra/ like the local system."""
+    """The embedded AWS endpoint over real HTTP, provisioned from infra/ like the local system."""
     with start_aws_endpoint(get_settings().stage) as url:
         yield url
+
+
+@pytest.fixture
+def stage() -> str:
+    """A stage of its own for a test that provisions the template again: its own queues."""
+    return f"infra-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def aws(aws_endpoint: str) -> Callable[[str], Any]:
+    """boto3 clients on the test endpoint: aws("sqs"), aws("sns")."""
+    return lambda service: aws_client(service, aws_endpoint)
+
+
+@pytest.fixture
+def outputs(aws_endpoint: str, stage: str) -> dict[str, str]:
+    """The template provisioned for `stage`: its Outputs (queue URLs, topic ARN)."""
+    return provision(stage, endpoint_url=aws_endpoint, region="us-east-1")
 
 
 def delete_run_keys() -> None:

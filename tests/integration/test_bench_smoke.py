@@ -63,12 +63,20 @@ def test_bench_quick_run(tmp_path, bench_database):
         "seat_map_reads_postgres",
         "expiry_holds",
         "expiry_lag",
+        "hot_seat",
+        "sequential_get",
+        "http_sequential_get",
+        "http_holds",
+        "http_seat_map_reads",
         "http_flash_sale",
+        "http_hot_seat",
     } <= names, names
     for scenario in report["scenarios"]:
         assert set(scenario) >= SCENARIO_KEYS, scenario
         assert scenario["requests_per_s"] > 0 and sum(scenario["counts"].values()) > 0
     assert "distinct_holds_service_over_limit" in report["ratios"]
+    assert report["http"]["http_events_done_after_s"] is not None  # the load's events all went
+    assert report["targets"]["http_holds_per_s"]["handler_twin"]["scenario"] == "distinct_holds"
     assert set(report["audit"]) >= CONTRACT_AUDIT
     assert set(report["audit"].values()) == {0}, report["audit"]
     assert report["failures"] == []

@@ -35,7 +35,7 @@ def eventually(check: Callable[[], Any], timeout: float = WAIT_S, every: float =
 @pytest.fixture
 def event_runner(app_module, monkeypatch) -> Iterator[None]:
     """The local stand-in for Lambda's event source mappings, as `make run` starts it."""
-    from chalicelib.local.event_runner import EventRunner
+    from devtools.event_runner import EventRunner
 
     monkeypatch.setenv("LOCAL_SCHEDULE_SECONDS", "1")
     stop = threading.Event()
@@ -217,7 +217,7 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     redelivery."""
     from chalice.app import SQSEvent
 
-    from chalicelib.local.event_runner import sqs_event
+    from devtools.event_runner import sqs_event
 
     session = make_session()
     due = [hold(client, customer, session["id"], [seat])["id"] for seat in ("B1", "B2")]

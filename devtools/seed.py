@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.local.stage import apply_stage_defaults
+from devtools.stage import apply_stage_defaults
 
 MANAGER = ("manager@boxoffice.local", "manager-pass-123")
 CUSTOMERS = (

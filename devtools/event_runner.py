@@ -17,7 +17,14 @@ for each one, does what AWS would do:
   e.g. `LOCAL_SCHEDULE_SECONDS=1` sweeps every second locally where AWS sweeps every minute.
   Without it, cron() schedules are skipped with a warning: only rates are timed locally.
 
+Recovery. An endpoint without persistence (moto, LocalStack) that restarts comes back empty. A
+poller that finds its queue gone, or a check every RECOVERY_CHECK_S that finds the topic gone,
+provisions infra/boxoffice.yaml again (devtools/provision.py, idempotent); the outbox relay, which
+has kept every unsent event, then sends them.
+
 Threads check `stop_event` at least every few seconds, so setting it stops the runner promptly.
+
+    python -m devtools.event_runner     # what `make run` starts as its event process
 """
 
 from __future__ import annotations
@@ -39,11 +46,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import ScheduledEventConfig, SQSEventConfig
 
-from chalicelib.local.stage import function_timeout
+from devtools.lambda_context import ACCOUNT, LambdaContext
+from devtools.stage import function_timeout
 
-log = logging.getLogger("boxoffice.local")
-
-ACCOUNT = "123456789012"  # what scheduled events name; SQS events carry the queue's real ARN
+log = logging.getLogger("boxoffice.events")
 # A stop waits for the long polls in flight, so they are short: 2 s unless asked, never over 5 s.
 DEFAULT_WAIT_SECONDS = 2
 MAX_WAIT_SECONDS = 5
@@ -51,35 +57,10 @@ MAX_WAIT_SECONDS = 5
 # scales them with the backlog; two keep a burst of expiries from queueing behind one batch.
 DEFAULT_POLLERS = 2
 RETRY_SECONDS = 1.0  # pause after a failed AWS call (endpoint not up yet, queue not made yet)
+RECOVERY_CHECK_S = 2.0  # how often the topic and its subscriptions are checked
+RECOVERY_MIN_INTERVAL_S = 2.0  # provisioning again at most this often, whoever asks
+QUEUE_GONE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 SECONDS_PER_UNIT = {"minute": 60, "hour": 3600, "day": 86400}
-
-
-class LambdaContext:
-    """The parts of Lambda's context object that handlers and their libraries read."""
-
-    def __init__(
-        self,
-        function_name: str,
-        region: str,
-        timeout_s: float = 60,
-        stop_event: threading.Event | None = None,
-    ) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function_name}"
-        self.memory_limit_in_mb = 128
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_s
-        self._stop = stop_event
-
-    def get_remaining_time_in_millis(self) -> int:
-        # A runner that is stopping leaves its functions no time: a handler that works until its
-        # time is nearly up (the outbox relay) returns at once.
-        if self._stop is not None and self._stop.is_set():
-            return 0
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _lambda_message_attribute(attribute: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +126,14 @@ def rate_seconds(expression: Any) -> float | None:
     return int(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
 
 
+class _QueueGone(Exception):
+    pass
+
+
+def _code(error: Exception) -> str:
+    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+
+
 class EventRunner:
     """Runs an app module's SQS and schedule handlers against an AWS endpoint until stopped.
 
@@ -164,6 +153,8 @@ class EventRunner:
         region: str | None = None,
         wait_seconds: int = DEFAULT_WAIT_SECONDS,
         pollers: int | None = None,
+        recover: Callable[[], Any] | None = None,
+        topic_arn: str | None = None,
     ) -> None:
         self.app_module = app_module
         self.stop = stop_event
@@ -173,6 +164,11 @@ class EventRunner:
         self.pollers = pollers or int(os.environ.get("LOCAL_SQS_POLLERS") or DEFAULT_POLLERS)
         self.stage = os.environ.get("STAGE", "local")
         self.threads: list[threading.Thread] = []
+        # Provisions the endpoint again (None: never); with topic_arn, the topic is watched too.
+        self.recover = recover
+        self.topic_arn = topic_arn
+        self._recovery_lock = threading.Lock()
+        self._recovered_at = float("-inf")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -200,6 +196,8 @@ class EventRunner:
                 self._spawn(f"schedule:{config.name}", self._fire, config, period)
             else:
                 log.warning("event runner: %s (%s) is not run locally", config.name, type(config))
+        if self.recover is not None and self.topic_arn:
+            self._spawn("recovery:topic", self._watch_topic)
         log.info("event runner started: %s", ", ".join(t.name for t in self.threads) or "nothing")
         return [t.name for t in self.threads]
 
@@ -213,7 +211,7 @@ class EventRunner:
         thread.start()
         self.threads.append(thread)
 
-    def _sqs_client(self, connections: int) -> Any:
+    def _client(self, service: str, connections: int = 10) -> Any:
         credentials = {}
         if self.endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
             credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -225,7 +223,43 @@ class EventRunner:
             max_pool_connections=connections,
         )
         session = boto3.session.Session(region_name=self.region, **credentials)
-        return session.client("sqs", endpoint_url=self.endpoint_url, config=config)
+        return session.client(service, endpoint_url=self.endpoint_url, config=config)
+
+    def _sqs_client(self, connections: int) -> Any:
+        return self._client("sqs", connections)
+
+    # --- recovery --------------------------------------------------------------------------------
+
+    def _recover(self, why: str) -> None:
+        """Provision the endpoint again: at most once per RECOVERY_MIN_INTERVAL_S, however many
+        threads notice at once."""
+        if self.recover is None:
+            return
+        with self._recovery_lock:
+            if time.monotonic() - self._recovered_at < RECOVERY_MIN_INTERVAL_S:
+                return
+            log.warning("event runner: %s; provisioning the AWS endpoint again", why)
+            try:
+                self.recover()
+                log.info("event runner: the AWS endpoint is provisioned again")
+            except Exception as error:  # endpoint still down: the next notice tries again
+                log.warning("event runner: provisioning failed: %s", error)
+            self._recovered_at = time.monotonic()
+
+    def _watch_topic(self) -> None:
+        """The relay publishes to the topic, and nothing of this runner would notice it gone: a
+        topic without its subscriptions (or no topic at all) is provisioned again."""
+        sns = self._client("sns", connections=1)
+        while not self.stop.wait(RECOVERY_CHECK_S):
+            try:
+                answer = sns.list_subscriptions_by_topic(TopicArn=self.topic_arn)
+            except ClientError as error:
+                self._recover(f"topic {self.topic_arn} is gone ({_code(error)})")
+                continue
+            except BotoCoreError:
+                continue  # the endpoint is not answering; nothing to provision yet
+            if not answer.get("Subscriptions"):
+                self._recover(f"topic {self.topic_arn} has no subscriptions")
 
     def _handler(self, config: Any) -> Callable[[dict[str, Any], LambdaContext], Any]:
         return getattr(self.app_module, config.handler_string.rsplit(".", 1)[-1])
@@ -243,12 +277,21 @@ class EventRunner:
 
     def _consume(self, config: SQSEventConfig, sqs: Any) -> None:
         handler = self._handler(config)
-        queue = self._find_queue(config.queue, sqs)
-        if queue is None:
-            return
-        url, arn = queue
         while not self.stop.is_set():
-            messages = self._receive(sqs, url, config)
+            queue = self._find_queue(config.queue, sqs)
+            if queue is None:
+                return
+            self._consume_from(*queue, config, handler, sqs)
+
+    def _consume_from(
+        self, url: str, arn: str, config: SQSEventConfig, handler: Callable[..., Any], sqs: Any
+    ) -> None:
+        """Until stopped, or until the queue is gone (the caller finds it again)."""
+        while not self.stop.is_set():
+            try:
+                messages = self._receive(sqs, url, config)
+            except _QueueGone:
+                return
             if not messages:
                 continue
             try:
@@ -274,6 +317,8 @@ class EventRunner:
                 if not complained:
                     log.warning("event runner: waiting for queue %s: %s", name, error)
                     complained = True
+                if _code(error) in QUEUE_GONE:
+                    self._recover(f"queue {name} does not exist")
                 self.stop.wait(RETRY_SECONDS)
         return None
 
@@ -287,6 +332,9 @@ class EventRunner:
                 MessageAttributeNames=["All"],
             )
         except (BotoCoreError, ClientError) as error:
+            if _code(error) in QUEUE_GONE:
+                self._recover(f"queue {config.queue} is gone")
+                raise _QueueGone from error
             if not self.stop.is_set():
                 log.warning("event runner: cannot receive from %s: %s", config.queue, error)
                 self.stop.wait(RETRY_SECONDS)
@@ -323,3 +371,40 @@ class EventRunner:
                 handler(scheduled_event(rule, self.region), self._context(config))
             except Exception:
                 log.exception("event runner: schedule %s failed", config.name)
+
+
+def main() -> None:
+    """The event process of `make run`: the app's queue and schedule handlers until SIGTERM or
+    SIGINT, against AWS_ENDPOINT_URL, which it keeps provisioned."""
+    import signal
+
+    from devtools.provision import provision
+    from devtools.stage import apply_stage_defaults
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stage = os.environ.get("STAGE", "local")
+    apply_stage_defaults(stage)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    import app as app_module
+
+    outputs = provision(stage)
+    runner = EventRunner(
+        app_module,
+        stop_event=stop,
+        recover=lambda: provision(stage),
+        topic_arn=outputs["TopicArn"],
+    )
+    runner.start()
+    while not stop.wait(0.5):
+        pass
+    runner.join(timeout=10)
+    from chalicelib.db import close_pool
+
+    close_pool()
+
+
+if __name__ == "__main__":
+    main()

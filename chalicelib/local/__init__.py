@@ -1,1 +1,0 @@
-"""Running the whole system on one machine: HTTP server, event runner, embedded AWS."""
