@@ -135,10 +135,13 @@ def distinct_plan(
 
 
 def flash_plan(
-    buyers: list[User], rng: random.Random, movie: str
+    buyers: list[User], rng: random.Random, movie: str, seats: list[str] | None = None
 ) -> tuple[list[tuple[User, str, list[str], bool]], str]:
-    """Every buyer wants 1 or 2 of the same 16 seats; whoever gets a hold pays at once."""
+    """Every buyer wants 1 or 2 of the same 16 seats (or exactly `seats`: a hot seat); whoever
+    gets a hold pays at once."""
     (session_id,) = make_sessions(1, 2, 8, movie)
     grid = labels(2, 8)
-    plan = [(buyer, session_id, rng.sample(grid, rng.randint(1, 2)), True) for buyer in buyers]
+    plan = [
+        (buyer, session_id, seats or rng.sample(grid, rng.randint(1, 2)), True) for buyer in buyers
+    ]
     return plan, session_id

@@ -17,21 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.harness import Sample
+from devtools.lambda_context import LambdaContext
 
 Job = tuple[str, str, list[str], bool]  # (token or customer id, session id, seats, pay)
 
 
-class LambdaContext:
-    """What a Lambda context offers the app (the request id, the time left)."""
-
-    def __init__(self, function_name: str = "boxoffice-bench-api") -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self.function_name = function_name
-        self.memory_limit_in_mb = 1024
-        self._deadline = time.monotonic() + 30
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+def lambda_context() -> LambdaContext:
+    return LambdaContext("boxoffice-bench-api", "us-east-1", timeout_s=30)
 
 
 def proxy_event(
@@ -124,14 +116,14 @@ def warm_app() -> Any:
         redis_client().ping()
         clients.events_topic_arn()
         clients.queue_url(get_settings().expiry_queue_name)
-        answer = _app.app(proxy_event("GET", "/health", "/health"), LambdaContext())
+        answer = _app.app(proxy_event("GET", "/health", "/health"), lambda_context())
         if answer["statusCode"] != 200:
             raise RuntimeError(f"warm-up /health answered {answer}")
     return _app
 
 
 def _invoke(event: dict[str, Any]) -> tuple[int, str, float]:
-    context = LambdaContext()
+    context = lambda_context()
     began = time.perf_counter()
     answer = _app.app(event, context)
     took = time.perf_counter() - began
@@ -202,6 +194,25 @@ def service_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Samp
             profiler.stop()
         undo()
     _save_profile(profiler, args)
+    return samples
+
+
+def service_gets(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """GET /sessions/{id} `count` times, one after another. args: session_id, count."""
+    warm_app()
+    session_id = args["session_id"]
+    event = proxy_event(
+        "GET",
+        "/sessions/{session_id}",
+        f"/sessions/{session_id}",
+        path_parameters={"session_id": session_id},
+    )
+    _invoke(event)
+    start()
+    samples: list[Sample] = []
+    for _ in range(args["count"]):
+        status, _, took = _invoke(event)
+        samples.append(("get", status, took))
     return samples
 
 
@@ -282,75 +293,16 @@ def limit_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Sample
     return samples
 
 
-# --- over HTTP: the server `make run` starts -------------------------------------------------
-
-
-def http_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
-    """Concurrent HTTP clients in this process (args: url, jobs, threads), each on its own
-    keep-alive connection; latency as the client sees it."""
-    import requests
-
-    url = args["url"]
-    jobs: list[Job] = args["jobs"]
-    threads = max(1, min(args["threads"], len(jobs)))
-    shares = [jobs[i::threads] for i in range(threads)]
-    results: list[list[Sample]] = [[] for _ in range(threads)]
-    go = threading.Event()
-
-    def client(share: list[Job], out: list[Sample]) -> None:
-        with requests.Session() as http:
-            http.get(f"{url}/health", timeout=10)  # open the connection before the start
-            go.wait()
-            for token, session_id, seats, pay in share:
-                auth = {"Authorization": f"Bearer {token}"}
-                began = time.perf_counter()
-                try:
-                    answer = http.post(
-                        f"{url}/reservations",
-                        json={"session_id": session_id, "seats": seats},
-                        headers=auth,
-                        timeout=30,
-                    )
-                    status = answer.status_code
-                except requests.RequestException:
-                    answer, status = None, 599
-                out.append(("hold", status, time.perf_counter() - began))
-                if pay and status == 201:
-                    began = time.perf_counter()
-                    try:
-                        status = http.post(
-                            f"{url}/reservations/{answer.json()['id']}/payment",
-                            headers=auth,
-                            timeout=30,
-                        ).status_code
-                    except requests.RequestException:
-                        status = 599
-                    out.append(("pay", status, time.perf_counter() - began))
-
-    workers = [
-        threading.Thread(target=client, args=(share, out), daemon=True)
-        for share, out in zip(shares, results, strict=True)
-    ]
-    for worker in workers:
-        worker.start()
-    time.sleep(0.5)  # let every client connect
-    start()
-    go.set()
-    for worker in workers:
-        worker.join()
-    return [s for out in results for s in out]
-
-
 # --- the event side: what `make run`'s event runner does, for the whole run ------------------
 
 
 def event_runner(args: dict[str, Any], start: Callable[[], float]) -> dict[str, Any]:
     """The app's event handlers fed the way Lambda's event source mappings and schedules feed
-    them, through chalicelib.local.event_runner as `make run` runs it (each SQS queue long-polled,
+    them, through devtools/event_runner.py as `make run` runs it (each SQS queue long-polled,
     the sweep and the outbox relay on their schedules), until the file `stop_file` exists.
     Several processes give each queue several pollers, as Lambda scales its SQS pollers. Keeping
     the subscriber queues drained matters here: moto's SQS slows down with a queue's depth."""
-    from chalicelib.local.event_runner import EventRunner
+    from devtools.event_runner import EventRunner
 
     app_module = warm_app()
     stop = threading.Event()

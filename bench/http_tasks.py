@@ -1,0 +1,182 @@
+"""What the worker processes run against the system over HTTP: clients on kept-alive connections,
+latency as a client sees it (from sending the request to reading the whole answer).
+
+The client is the standard library's http.client, one connection per client thread: it costs a
+fraction of what requests costs per call, so on a 2-core machine the load generator leaves the
+cores to the system it measures.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.harness import Sample
+
+Job = tuple[str, str, list[str], bool]  # (token, session id, seats, pay)
+NO_ANSWER = 599  # a connection error or timeout, counted as its own status
+
+
+class Client:
+    """One kept-alive connection; reconnects after an error, as a browser would."""
+
+    def __init__(self, url: str, timeout: float = 30) -> None:
+        parts = urlsplit(url)
+        self.host, self.port, self.timeout = parts.hostname, parts.port, timeout
+        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any, float]:
+        """(status, parsed JSON body or None, seconds)."""
+        headers = {}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        began = time.perf_counter()
+        try:
+            self.connection.request(method, path, body=payload, headers=headers)
+            response = self.connection.getresponse()
+            raw = response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            return NO_ANSWER, None, time.perf_counter() - began
+        took = time.perf_counter() - began
+        parsed = json.loads(raw) if raw and raw[:1] in (b"{", b"[") else None
+        return status, parsed, took
+
+    def open(self) -> None:
+        """Connect now, so the timed part starts on an open connection."""
+        self.call("GET", "/health")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _hold_and_maybe_pay(client: Client, job: Job, out: list[Sample]) -> None:
+    token, session_id, seats, pay = job
+    status, body, took = client.call(
+        "POST", "/reservations", {"session_id": session_id, "seats": seats}, token
+    )
+    out.append(("hold", status, took))
+    if pay and status == 201:
+        status, _, took = client.call("POST", f"/reservations/{body['id']}/payment", None, token)
+        out.append(("pay", status, took))
+
+
+def _run_threads(
+    count: int, work: Callable[[int, list[Sample]], None], release: Callable[[], None]
+) -> list[Sample]:
+    """Start `count` threads running work(n, samples), each waiting for what release() sets off,
+    then call release() and wait for them all."""
+    results: list[list[Sample]] = [[] for _ in range(count)]
+    threads = [
+        threading.Thread(target=work, args=(n, results[n]), daemon=True) for n in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    release()
+    for thread in threads:
+        thread.join()
+    return [sample for out in results for sample in out]
+
+
+def _opened(url: str, count: int) -> list[Client]:
+    clients = [Client(url) for _ in range(count)]
+    for client in clients:
+        client.open()
+    return clients
+
+
+def sequential_gets(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """`count` GETs of `path`, one after another on one kept-alive connection."""
+    client = Client(args["url"])
+    client.open()
+    start()
+    samples = []
+    for _ in range(args["count"]):
+        status, _, took = client.call("GET", args["path"])
+        samples.append(("get", status, took))
+    client.close()
+    return samples
+
+
+def holds_for(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """`threads` clients, each working through its share of `jobs` (hold, and pay when marked)
+    until its share is done or `seconds` have passed since the common start."""
+    jobs: list[Job] = args["jobs"]
+    threads = args["threads"]
+    shares = [jobs[n::threads] for n in range(threads)]
+    clients = _opened(args["url"], threads)
+    begin = threading.Event()
+    deadline = [0.0]
+
+    def work(n: int, out: list[Sample]) -> None:
+        begin.wait()
+        for job in shares[n]:
+            if time.monotonic() >= deadline[0]:
+                return
+            _hold_and_maybe_pay(clients[n], job, out)
+
+    def release() -> None:
+        deadline[0] = start() + args["seconds"]
+        begin.set()
+
+    samples = _run_threads(threads, work, release)
+    for client in clients:
+        client.close()
+    return samples
+
+
+def reads_for(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """`threads` clients reading `path` back to back for `seconds`."""
+    threads = args["threads"]
+    clients = _opened(args["url"], threads)
+    begin = threading.Event()
+    deadline = [0.0]
+
+    def work(n: int, out: list[Sample]) -> None:
+        begin.wait()
+        while time.monotonic() < deadline[0]:
+            status, _, took = clients[n].call("GET", args["path"])
+            out.append(("read", status, took))
+
+    def release() -> None:
+        deadline[0] = start() + args["seconds"]
+        begin.set()
+
+    samples = _run_threads(threads, work, release)
+    for client in clients:
+        client.close()
+    return samples
+
+
+def burst(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
+    """One client per job, each on its own connection opened beforehand, all released at once:
+    a flash sale's first second."""
+    jobs: list[Job] = args["jobs"]
+    clients = _opened(args["url"], len(jobs))
+    begin = threading.Event()
+
+    def work(n: int, out: list[Sample]) -> None:
+        begin.wait()
+        _hold_and_maybe_pay(clients[n], jobs[n], out)
+
+    def release() -> None:
+        start()
+        begin.set()
+
+    samples = _run_threads(len(jobs), work, release)
+    for client in clients:
+        client.close()
+    return samples
