@@ -10,7 +10,9 @@ does before Lambda is done here:
 - an unknown path is a JSON 404 `NotFound` (API Gateway's own answer is a 403);
 - a body larger than the API's limit is refused from its Content-Length before any of it is read.
 A method the route does not have reaches the app, which answers the contract's JSON 405 with
-`Allow` (chalicelib/web/middleware.py), on Lambda as here.
+`Allow` (chalicelib/web/middleware.py), on Lambda as here. Every answer names the worker process
+that gave it (`X-Boxoffice-Worker`), so that a person, or a test, can see requests spread over
+granian's workers.
 
     granian --interface wsgi --factory devtools.edge:create_application
 """
@@ -35,6 +37,7 @@ from devtools.lambda_context import LambdaContext
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 JSON_HEADERS = [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")]
+WORKER_HEADER = "X-Boxoffice-Worker"
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 # The API Gateway stage name the app would see in requestContext (.chalice/config.json).
 API_STAGE = "api"
@@ -162,6 +165,7 @@ class Edge:
         for name, values in (response.get("multiValueHeaders") or {}).items():
             headers.extend((name, str(value)) for value in values)
         headers.append(("Content-Length", str(len(body))))
+        headers.append((WORKER_HEADER, str(os.getpid())))
         start_response(_status_line(response["statusCode"]), headers)
         return [body]
 
@@ -170,7 +174,11 @@ class Edge:
         error: BoxOfficeError, start_response: StartResponse, close: bool = False
     ) -> Iterable[bytes]:
         body = json.dumps(error.body()).encode()
-        headers = [*JSON_HEADERS, ("Content-Length", str(len(body)))]
+        headers = [
+            *JSON_HEADERS,
+            ("Content-Length", str(len(body))),
+            (WORKER_HEADER, str(os.getpid())),
+        ]
         if close:
             headers.append(("Connection", "close"))
         start_response(_status_line(error.status), headers)

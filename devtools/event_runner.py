@@ -20,7 +20,10 @@ for each one, does what AWS would do:
 Recovery. An endpoint without persistence (moto, LocalStack) that restarts comes back empty. A
 poller that finds its queue gone, or a check every RECOVERY_CHECK_S that finds the topic gone,
 provisions infra/boxoffice.yaml again (devtools/provision.py, idempotent); the outbox relay, which
-has kept every unsent event, then sends them.
+has kept every unsent event, then sends them. The schedules (the relay, the sweep, which publish)
+are paused while that runs: provisioning makes the topic before its subscriptions, and an event
+published in between would go nowhere. Their contexts report no time left, so a relay loop in
+progress returns after its current batch, and none starts until provisioning is done.
 
 Threads check `stop_event` at least every few seconds, so setting it stops the runner promptly.
 
@@ -59,6 +62,7 @@ DEFAULT_POLLERS = 2
 RETRY_SECONDS = 1.0  # pause after a failed AWS call (endpoint not up yet, queue not made yet)
 RECOVERY_CHECK_S = 2.0  # how often the topic and its subscriptions are checked
 RECOVERY_MIN_INTERVAL_S = 2.0  # provisioning again at most this often, whoever asks
+PAUSE_WAIT_S = 30.0  # how long provisioning waits for a running relay to return
 QUEUE_GONE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 SECONDS_PER_UNIT = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -130,6 +134,16 @@ class _QueueGone(Exception):
     pass
 
 
+class _Either:
+    """Set when either event is: a context's "stop now" for stopping or pausing."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self.events)
+
+
 def _code(error: Exception) -> str:
     return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
 
@@ -169,6 +183,10 @@ class EventRunner:
         self.topic_arn = topic_arn
         self._recovery_lock = threading.Lock()
         self._recovered_at = float("-inf")
+        self._paused = threading.Event()  # set while provisioning again
+        self._schedules = threading.Condition()  # guards _running
+        self._running = 0  # schedule handlers in progress
+        self._failing: set[str] = set()  # queues whose receives fail (logged once an outage)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -239,11 +257,18 @@ class EventRunner:
             if time.monotonic() - self._recovered_at < RECOVERY_MIN_INTERVAL_S:
                 return
             log.warning("event runner: %s; provisioning the AWS endpoint again", why)
+            self._paused.set()
             try:
+                with self._schedules:
+                    self._schedules.wait_for(lambda: self._running == 0, timeout=PAUSE_WAIT_S)
                 self.recover()
                 log.info("event runner: the AWS endpoint is provisioned again")
             except Exception as error:  # endpoint still down: the next notice tries again
                 log.warning("event runner: provisioning failed: %s", error)
+            finally:
+                self._paused.clear()
+                with self._schedules:
+                    self._schedules.notify_all()
             self._recovered_at = time.monotonic()
 
     def _watch_topic(self) -> None:
@@ -271,7 +296,7 @@ class EventRunner:
             timeout = function_timeout(self.stage, config.name)
         except OSError:  # an app without a .chalice/config.json beside this package
             timeout = 60
-        return LambdaContext(name, self.region, timeout, self.stop)
+        return LambdaContext(name, self.region, timeout, _Either(self.stop, self._paused))
 
     # --- SQS -------------------------------------------------------------------------------------
 
@@ -336,9 +361,14 @@ class EventRunner:
                 self._recover(f"queue {config.queue} is gone")
                 raise _QueueGone from error
             if not self.stop.is_set():
-                log.warning("event runner: cannot receive from %s: %s", config.queue, error)
+                if config.queue not in self._failing:  # once an outage, not once a poll
+                    self._failing.add(config.queue)
+                    log.warning("event runner: cannot receive from %s: %s", config.queue, error)
                 self.stop.wait(RETRY_SECONDS)
             return []
+        if config.queue in self._failing:
+            self._failing.discard(config.queue)
+            log.info("event runner: receiving from %s again", config.queue)
         return answer.get("Messages", [])
 
     @staticmethod
@@ -366,11 +396,18 @@ class EventRunner:
         rule = f"{self.app_module.app.app_name}-{self.stage}-{config.name}-event"
         next_run = time.monotonic()
         while not self.stop.wait(max(0.0, next_run - time.monotonic())):
+            with self._schedules:
+                self._schedules.wait_for(lambda: not self._paused.is_set())
+                self._running += 1
             next_run = time.monotonic() + period
             try:
                 handler(scheduled_event(rule, self.region), self._context(config))
             except Exception:
                 log.exception("event runner: schedule %s failed", config.name)
+            finally:
+                with self._schedules:
+                    self._running -= 1
+                    self._schedules.notify_all()
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from chalice.local import LambdaContext as ChaliceLocalContext
 
@@ -19,7 +20,7 @@ class LambdaContext(ChaliceLocalContext):
         function_name: str,
         region: str,
         timeout_s: float = 60,
-        stop: threading.Event | None = None,
+        stop: threading.Event | Any = None,
     ) -> None:
         super().__init__(function_name, memory_size=128, max_runtime_ms=int(timeout_s * 1000))
         self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function_name}"

@@ -20,6 +20,7 @@ stops answering is replaced by one of this instance's own. Ctrl-C or SIGTERM sto
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -74,16 +75,26 @@ class Role:
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
+    def kill_leftovers(self) -> None:
+        """A role's process may have children (granian's workers) that outlive it when it is
+        killed: they would go on serving the port with the old state. They share its process
+        group (its session), which goes entirely."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("%s: did not stop within %.0f s; killing it", self.name, STOP_TIMEOUT_S)
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.warning("%s: did not stop within %.0f s; killing it", self.name, STOP_TIMEOUT_S)
+                self.process.kill()
+                self.process.wait()
+        self.kill_leftovers()
 
     def restart_allowed(self, now: float) -> bool:
         self.exits.append(now)
@@ -159,6 +170,9 @@ class Supervisor:
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         outputs = provision(self.stage, endpoint_url=url)
         log.info("provisioned: %s", ", ".join(sorted(outputs)))
+        # Every role publishes to this topic; none creates it (a topic made without its
+        # subscriptions would swallow events).
+        os.environ["EVENTS_TOPIC_ARN"] = outputs["TopicArn"]
         return url
 
     def launch(self, role: Role) -> None:
@@ -184,6 +198,7 @@ class Supervisor:
                     self.stop.set()
                     break
                 log.warning("%s: exited with code %s; starting it again", role.name, code)
+                role.kill_leftovers()
                 role.start()
             if self.aws is None and now - last_endpoint_check >= 1.0:
                 last_endpoint_check = now

@@ -44,11 +44,17 @@ def client(service: str):
 
 @functools.cache
 def events_topic_arn() -> str:
+    """EVENTS_TOPIC_ARN, or the topic found by name. Never created here: a topic made without
+    its subscriptions would take events and deliver them nowhere."""
     explicit = os.environ.get("EVENTS_TOPIC_ARN")
     if explicit:
         return explicit
-    # CreateTopic is idempotent and answers the ARN of the existing topic.
-    return client("sns").create_topic(Name=get_settings().events_topic_name)["TopicArn"]
+    suffix = f":{get_settings().events_topic_name}"
+    for page in client("sns").get_paginator("list_topics").paginate():
+        for topic in page.get("Topics", []):
+            if topic["TopicArn"].endswith(suffix):
+                return topic["TopicArn"]
+    raise LookupError(f"no SNS topic named {get_settings().events_topic_name}")
 
 
 @functools.cache

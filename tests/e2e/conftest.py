@@ -60,7 +60,8 @@ def start_system(
             if process.poll() is not None:
                 raise AssertionError(f"make run exited early:\n{log_path.read_text()}")
             try:
-                if requests.get(f"{url}/health", timeout=5).status_code == 200:
+                # 429: a system with low rate limits, answering.
+                if requests.get(f"{url}/health", timeout=5).status_code in (200, 429):
                     return LiveSystem(url, process, log_path)
             except (requests.ConnectionError, requests.Timeout):
                 pass
@@ -91,3 +92,43 @@ def live_system(tmp_path) -> Iterator[LiveSystem]:
 @pytest.fixture(scope="session", autouse=True)
 def _database(database: str) -> str:
     return database
+
+
+# --- the processes `make run` started ------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+ROLE_MARKERS = {
+    "aws": "devtools.aws_endpoint:create_moto_application",
+    "events": "devtools.event_runner",
+    "http": "devtools.edge:create_application",
+}
+
+
+def roles(system: LiveSystem) -> dict[str, int]:
+    """The pid of each role process the supervisor runs, by role."""
+    found = {}
+    for pid in children(system.process.pid):
+        line = command_line(pid)
+        for role, marker in ROLE_MARKERS.items():
+            if marker in line:
+                found[role] = pid
+    return found

@@ -34,7 +34,7 @@ def start_aws_endpoint(stage: str) -> Iterator[str]:
     with aws_endpoint_url() as url:
         os.environ["AWS_ENDPOINT_URL"] = url
         clients.reset()
-        provision(stage, endpoint_url=url)
+        os.environ["EVENTS_TOPIC_ARN"] = provision(stage, endpoint_url=url)["TopicArn"]
         try:
             yield url
         finally:
