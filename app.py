@@ -63,7 +63,7 @@ def get_session(session_id):
 
 @app.route("/sessions/{session_id}/seats", methods=["GET"])
 def seat_map(session_id):
-    return endpoints.seat_map(session_id)
+    return endpoints.seat_map(app.current_request, session_id)
 
 
 @app.route("/sessions/{session_id}/stats", methods=["GET"])

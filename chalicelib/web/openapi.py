@@ -67,6 +67,7 @@ class Operation:
     media: dict[str, dict[str, Any]] = field(default_factory=dict)  # non-JSON success bodies
     overrides: dict[int, type[BaseModel]] = field(default_factory=dict)  # non-ErrorBody errors
     description: str = ""
+    etag: bool = False  # the answer carries an ETag; If-None-Match with it answers 304
 
 
 HOLD_ERRORS = (
@@ -199,7 +200,12 @@ OPERATIONS: tuple[Operation, ...] = (
         schemas.SeatMap,
         errors=(errors.NotFound,),
         path_model=schemas.SessionPath,
-        description="A hold whose time has passed shows AVAILABLE even before it is expired.",
+        header_model=schemas.ConditionalHeader,
+        etag=True,
+        description="A hold whose time has passed shows AVAILABLE even before it is expired. "
+        "The answer's `ETag` changes whenever a seat's status does (a lapsed hold too) and is "
+        "the same from every instance; send it back as `If-None-Match` to get 304 with no body "
+        "while nothing has changed. A warm 304 is answered from the cache alone.",
     ),
     Operation(
         "GET",
@@ -475,6 +481,19 @@ def _operation(op: Operation, refs: dict[type[BaseModel], dict[str, Any]]) -> di
         content = {media: {"schema": to_openapi30(s)} for media, s in op.media.items()}
     success = {200: "OK", 201: "Created"}[op.status]
     responses: dict[str, Any] = {str(op.status): {"description": success, "content": content}}
+    if op.etag:
+        etag = {
+            "ETag": {
+                "description": "A strong entity tag of this representation",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        }
+        responses[str(op.status)]["headers"] = etag
+        responses["304"] = {
+            "description": "Not Modified: `If-None-Match` names the current ETag (no body)",
+            "headers": etag,
+        }
     for status, codes in _error_codes(op).items():
         override = op.overrides.get(status)
         responses[str(status)] = _error_response(

@@ -195,6 +195,20 @@ class IdempotencyHeader(BaseModel):
     )
 
 
+class ConditionalHeader(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    if_none_match: str | None = Field(
+        None,
+        alias="If-None-Match",
+        description=(
+            "The ETag of the seat map the client already has (or a list of them, or `*`). While "
+            "no seat's status has changed since, the answer is 304 with no body."
+        ),
+        examples=['"5d41402abc4b2a76b9719d911017c592"'],
+    )
+
+
 # --- responses -----------------------------------------------------------------------------------
 
 
