@@ -4,7 +4,7 @@ from chalice import Rate
 
 from chalicelib.events import handlers
 from chalicelib.settings import get_settings
-from chalicelib.web import docs, endpoints, health, middleware
+from chalicelib.web import app_page, docs, endpoints, health, middleware
 from chalicelib.web.application import BoxOfficeApp
 
 settings = get_settings()
@@ -34,6 +34,16 @@ def api_docs():
 @app.route("/api-docs/{asset}", methods=["GET"])
 def api_docs_asset(asset):
     return docs.swagger_asset(asset)
+
+
+@app.route("/app", methods=["GET"])
+def seat_map_page():
+    return app_page.page()
+
+
+@app.route("/app/{asset}", methods=["GET"])
+def seat_map_page_asset(asset):
+    return app_page.page_asset(asset)
 
 
 @app.route("/auth/signup", methods=["POST"], content_types=JSON_BODIES)

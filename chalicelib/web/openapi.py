@@ -129,6 +129,32 @@ OPERATIONS: tuple[Operation, ...] = (
         media={"text/javascript": TEXT, "text/css": TEXT},
     ),
     Operation(
+        "GET",
+        "/app",
+        "seat_map_page",
+        "The seat-map page: pick, hold and pay in a browser",
+        "docs",
+        200,
+        None,
+        database=False,
+        media={"text/html": TEXT},
+        description="`/app?session=<id>` opens that session's seat map, kept live by polling "
+        "the seat map with `If-None-Match`. Plain HTML, CSS and JavaScript served by the app.",
+    ),
+    Operation(
+        "GET",
+        "/app/{asset}",
+        "seat_map_page_asset",
+        "The seat-map page's script, style sheet and icon",
+        "docs",
+        200,
+        None,
+        errors=(errors.NotFound,),
+        path_model=schemas.PageAssetPath,
+        database=False,
+        media={"text/javascript": TEXT, "text/css": TEXT, "image/svg+xml": TEXT},
+    ),
+    Operation(
         "POST",
         "/auth/signup",
         "sign_up",
@@ -314,7 +340,7 @@ TAGS = [
     {"name": "reservations", "description": "Holds, cancellations and payments"},
     {"name": "me", "description": "The signed-in customer's history"},
     {"name": "operations", "description": "Health"},
-    {"name": "docs", "description": "This document and Swagger UI"},
+    {"name": "docs", "description": "This document, Swagger UI and the seat-map page"},
 ]
 
 DESCRIPTION = """\

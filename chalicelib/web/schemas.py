@@ -178,6 +178,13 @@ class DocsAssetPath(BaseModel):
     asset: SwaggerAsset = Field(description="A file of the packaged Swagger UI")
 
 
+PageAsset = Literal["app.css", "app.js", "icon.svg"]
+
+
+class PageAssetPath(BaseModel):
+    asset: PageAsset = Field(description="A file of the seat-map page")
+
+
 class IdempotencyHeader(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
