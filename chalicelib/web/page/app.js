@@ -344,7 +344,7 @@ function renderAccount() {
   byId("who").textContent = state.auth?.name ?? "";
   byId("role-badge").hidden = !isManager();
   byId("account").hidden = signedIn;
-  byId("purchases").hidden = !signedIn;
+  byId("purchases").hidden = !signedIn || isManager();
   byId("stats").hidden = !(isManager() && state.sessionId);
 }
 
@@ -466,6 +466,9 @@ function buildMap(seats) {
   }
   map.replaceChildren(...rowElements);
   if (grid.length && grid[0].length) grid[0][0].tabIndex = 0; // the map is one tab stop
+  // Wider than the screen: start at the middle seats, the ones most people want.
+  const scroller = map.closest(".map-scroll");
+  scroller.scrollLeft = (scroller.scrollWidth - scroller.clientWidth) / 2;
 }
 
 function sameLayout(seats) {
