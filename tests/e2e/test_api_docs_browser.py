@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib.web import docs
-from tests.support.browser import ARTIFACTS, PageWatch, chromium, skip_without_browser
+from tests.support.browser import ARTIFACTS, PageWatch, skip_without_browser
 from tests.support.live_server import serve_in_thread
 
 pytestmark = skip_without_browser
@@ -26,12 +26,6 @@ def live_url() -> Iterator[str]:
 
     with serve_in_thread(app_module.app) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as browser:
-        yield browser
 
 
 def test_swagger_ui_lists_every_operation_and_runs_one(live_url, browser):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -180,8 +179,9 @@ def test_two_instances_agree_on_the_etag_and_when_it_changes(make_user, make_ses
                 assert not_modified.status_code == 304 and not_modified.content == b""
             return first
 
-        def call(method: Callable[..., requests.Response], url: str, path: str, who, **kw):
-            answer = method(
+        def call(method: str, url: str, path: str, who, **kw) -> dict[str, Any]:
+            answer = requests.request(
+                method,
                 f"{url}{path}",
                 headers={"Authorization": f"Bearer {who['token']}"},
                 timeout=10,
@@ -190,38 +190,25 @@ def test_two_instances_agree_on_the_etag_and_when_it_changes(make_user, make_ses
             assert answer.status_code < 300, answer.text
             return answer.json()
 
+        def hold_at(url: str, who, seat: str) -> dict[str, Any]:
+            return call(
+                "POST", url, "/reservations", who, json={"session_id": sid, "seats": [seat]}
+            )
+
         first_url, second_url = urls
         empty, same = tags()
         assert empty == same == etag_from_postgres(sid)
 
-        held = call(
-            requests.post,
-            first_url,
-            "/reservations",
-            buyer,
-            json={"session_id": sid, "seats": ["A1"]},
-        )
+        held = hold_at(first_url, buyer, "A1")
         after_hold = both_move_from(empty)
-        call(requests.post, second_url, f"/reservations/{held['id']}/payment", buyer)
+        call("POST", second_url, f"/reservations/{held['id']}/payment", buyer)
         after_sale = both_move_from(after_hold)
-        cancelled = call(
-            requests.post,
-            second_url,
-            "/reservations",
-            other,
-            json={"session_id": sid, "seats": ["B1"]},
-        )
+        cancelled = hold_at(second_url, other, "B1")
         both_move_from(after_sale)
-        call(requests.delete, first_url, f"/reservations/{cancelled['id']}", other)
+        call("DELETE", first_url, f"/reservations/{cancelled['id']}", other)
         assert tags() == [after_sale, after_sale]
 
-        lapsing = call(
-            requests.post,
-            first_url,
-            "/reservations",
-            other,
-            json={"session_id": sid, "seats": ["B2"]},
-        )
+        lapsing = hold_at(first_url, other, "B2")
         while_held = both_move_from(after_sale)
         sleep_past(lapsing["expires_at"])
         assert tags() == [after_sale, after_sale] != [while_held, while_held]

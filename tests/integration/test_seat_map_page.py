@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from chalicelib.settings import get_settings
-from tests.support.browser import ARTIFACTS, PageWatch, chromium, skip_without_browser
+from tests.support.browser import ARTIFACTS, PageWatch, skip_without_browser
 from tests.support.live_server import serve_in_thread
 
 pytestmark = skip_without_browser
@@ -33,12 +33,6 @@ PASSWORD = "password123"  # what the make_user fixture gives every user
 def live_url(app_module) -> Iterator[str]:
     with serve_in_thread(app_module.app) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

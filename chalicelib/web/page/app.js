@@ -737,52 +737,51 @@ async function holdSeats() {
   }
 }
 
-async function payHold() {
+// Paying and cancelling both end the hold: on success, and when the server says it is already
+// over (ran out, cancelled, paid, gone).
+const HOLD_OVER = ["HoldExpired", "InvalidState", "NotFound"];
+
+async function endHoldBy(action, send) {
   const hold = state.hold;
-  if (!hold) return;
-  hold.payKey ??= randomKey();
-  state.busy = "pay";
+  if (!hold) return null;
+  state.busy = action;
   renderBasket();
   try {
-    const { body: sale } = await api("POST", `reservations/${hold.id}/payment`, {
-      headers: { "Idempotency-Key": hold.payKey },
-    });
+    const { body } = await send(hold);
     state.busy = null;
     endHold();
-    showNotice(
-      `Paid ${money(sale.amount_cents)}. ${seatsPhrase(sale.seats)} ${plural(sale.seats.length, "is", "are")} yours. Enjoy the film!`,
-    );
-    loadPurchases();
+    return body;
   } catch (error) {
     state.busy = null;
-    if (["HoldExpired", "InvalidState", "NotFound"].includes(error.code)) endHold();
-    showError(error, "pay");
+    if (HOLD_OVER.includes(error.code)) endHold();
+    showError(error, action);
+    return null;
   } finally {
     state.busy = null;
     renderBasket();
   }
 }
 
+async function payHold() {
+  const sale = await endHoldBy("pay", (hold) => {
+    hold.payKey ??= randomKey(); // a retry of this payment is the same payment
+    return api("POST", `reservations/${hold.id}/payment`, {
+      headers: { "Idempotency-Key": hold.payKey },
+    });
+  });
+  if (!sale) return;
+  showNotice(
+    `Paid ${money(sale.amount_cents)}. ${seatsPhrase(sale.seats)} ${plural(sale.seats.length, "is", "are")} yours. Enjoy the film!`,
+  );
+  loadPurchases();
+}
+
 async function cancelHold() {
-  const hold = state.hold;
-  if (!hold) return;
-  state.busy = "cancel";
-  renderBasket();
-  try {
-    await api("DELETE", `reservations/${hold.id}`);
-    state.busy = null;
-    endHold();
-    showNotice(
-      `Hold cancelled. ${seatsPhrase(hold.seats)} ${plural(hold.seats.length, "is", "are")} on sale again.`,
-    );
-  } catch (error) {
-    state.busy = null;
-    if (["HoldExpired", "InvalidState", "NotFound"].includes(error.code)) endHold();
-    showError(error, "cancel");
-  } finally {
-    state.busy = null;
-    renderBasket();
-  }
+  const cancelled = await endHoldBy("cancel", (hold) => api("DELETE", `reservations/${hold.id}`));
+  if (!cancelled) return;
+  showNotice(
+    `Hold cancelled. ${seatsPhrase(cancelled.seats)} ${plural(cancelled.seats.length, "is", "are")} on sale again.`,
+  );
 }
 
 async function restoreHold() {
