@@ -184,13 +184,19 @@ async function api(method, path, { body, headers = {}, auth = true } = {}) {
   return { status: response.status, body: parsed, response };
 }
 
+function seatsTaken(labels) {
+  return (
+    `${seatsPhrase(labels)} ${plural(labels.length, "is", "are")} no longer available: ` +
+    `someone else has just taken ${plural(labels.length, "it", "them")}. Pick other seats.`
+  );
+}
+
 function plainWords(error, action) {
   const seats = Array.isArray(error.body?.seats) ? error.body.seats : [];
   switch (error.code) {
     case "SeatUnavailable":
       return seats.length
-        ? `${seatsPhrase(seats)} ${plural(seats.length, "is", "are")} no longer available: ` +
-            `someone else has just taken ${plural(seats.length, "it", "them")}. Pick other seats.`
+        ? seatsTaken(seats)
         : "Some of those seats are no longer available. Pick other seats.";
     case "HoldExpired":
       return "Your hold ran out before it was paid, so the seats went back on sale. Pick them again if they are still free.";
@@ -484,10 +490,7 @@ function applySeatMap(seatMap) {
     const lost = inMapOrder([...state.picked].filter((l) => state.statuses.get(l) !== "AVAILABLE"));
     if (lost.length) {
       for (const label of lost) state.picked.delete(label);
-      showAlert(
-        `${seatsPhrase(lost)} ${plural(lost.length, "is", "are")} no longer available: ` +
-          `someone else has just taken ${plural(lost.length, "it", "them")}. Pick other seats.`,
-      );
+      showAlert(seatsTaken(lost));
     }
   }
   for (const label of seatButtons.keys()) renderSeat(label);
