@@ -128,20 +128,6 @@ def hold_seconds(monkeypatch) -> Callable[[int], None]:
 
 
 @pytest.fixture
-def event_runner(app_module, monkeypatch) -> Iterator[None]:
-    """The local stand-in for Lambda's event source mappings, as `make run` starts it."""
-    from chalicelib.local.event_runner import EventRunner
-
-    monkeypatch.setenv("LOCAL_SCHEDULE_SECONDS", "1")
-    stop = threading.Event()
-    runner = EventRunner(app_module, stop_event=stop)
-    runner.start()
-    yield
-    stop.set()
-    runner.join(timeout=15)
-
-
-@pytest.fixture
 def outbox_relay() -> Iterator[None]:
     """The outbox relay running, as the relay function runs it (events reach SNS and SQS)."""
     from chalicelib.events import relay

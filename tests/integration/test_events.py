@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +30,20 @@ def eventually(check: Callable[[], Any], timeout: float = WAIT_S, every: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {check.__doc__ or check}")
         time.sleep(every)
+
+
+@pytest.fixture
+def event_runner(app_module, monkeypatch) -> Iterator[None]:
+    """The local stand-in for Lambda's event source mappings, as `make run` starts it."""
+    from chalicelib.local.event_runner import EventRunner
+
+    monkeypatch.setenv("LOCAL_SCHEDULE_SECONDS", "1")
+    stop = threading.Event()
+    runner = EventRunner(app_module, stop_event=stop)
+    runner.start()
+    yield
+    stop.set()
+    runner.join(timeout=15)
 
 
 def drain(queue_name: str, wait: float = 1.0) -> list[dict[str, Any]]:

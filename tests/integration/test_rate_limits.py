@@ -2,22 +2,72 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
 from chalicelib.settings import get_settings
 from chalicelib.web import rate_limits
-from tests.support.app_processes import app_instances
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_instance(env: dict[str, str]) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.http_instance", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(process.stderr.read().decode())
+        try:
+            requests.get(f"{url}/health", timeout=1)
+            return url, process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the app instance did not start in 30 s")
 
 
 @pytest.fixture
 def two_instances() -> Iterator[list[str]]:
     """Two app processes sharing this run's database and Redis prefix, with low limits."""
-    with app_instances(2, RATE_LIMIT_PER_MINUTE="6", RATE_LIMIT_HOLDS_PER_MINUTE="2") as urls:
-        yield urls
+    env = {
+        **os.environ,
+        "RATE_LIMIT_PER_MINUTE": "6",
+        "RATE_LIMIT_HOLDS_PER_MINUTE": "2",
+        "PYTHONPATH": str(ROOT),
+    }
+    started = [start_instance(env) for _ in range(2)]
+    try:
+        yield [url for url, _ in started]
+    finally:
+        for _, process in started:
+            process.terminate()
+        for _, process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @pytest.fixture

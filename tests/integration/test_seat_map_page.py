@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from chalicelib.settings import get_settings
+from tests.integration.test_events import event_runner  # noqa: F401  (the fixture, for stats)
 from tests.support.browser import ARTIFACTS, PageWatch, skip_without_browser
 from tests.support.live_server import serve_in_thread
 
