@@ -4,7 +4,7 @@ from chalice import Rate
 
 from chalicelib.events import handlers
 from chalicelib.settings import get_settings
-from chalicelib.web import docs, endpoints, health, middleware
+from chalicelib.web import app_page, docs, endpoints, health, middleware
 from chalicelib.web.application import BoxOfficeApp
 
 settings = get_settings()
@@ -36,6 +36,16 @@ def api_docs_asset(asset):
     return docs.swagger_asset(asset)
 
 
+@app.route("/app", methods=["GET"])
+def seat_map_page():
+    return app_page.page()
+
+
+@app.route("/app/{asset}", methods=["GET"])
+def seat_map_page_asset(asset):
+    return app_page.page_asset(asset)
+
+
 @app.route("/auth/signup", methods=["POST"], content_types=JSON_BODIES)
 def sign_up():
     return endpoints.sign_up(app.current_request)
@@ -63,7 +73,7 @@ def get_session(session_id):
 
 @app.route("/sessions/{session_id}/seats", methods=["GET"])
 def seat_map(session_id):
-    return endpoints.seat_map(session_id)
+    return endpoints.seat_map(app.current_request, session_id)
 
 
 @app.route("/sessions/{session_id}/stats", methods=["GET"])

@@ -29,6 +29,7 @@ map its own writes made stale.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 import time
@@ -114,6 +115,13 @@ def to_json(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+def seat_map_etag(seat_map_json: str) -> str:
+    """A strong entity tag for the seat map's JSON text: the same text gives the same tag in every
+    process, whether it was rendered from a cached snapshot or read from PostgreSQL, so a client
+    polling any instance gets 304 until a seat's status really changes."""
+    return '"' + hashlib.blake2b(seat_map_json.encode(), digest_size=16).hexdigest() + '"'
+
+
 def next_change_us(snapshot: Snapshot, now: int) -> int:
     """When the first hold still in time runs out: until then every status read stays the same."""
     return min(
@@ -128,19 +136,24 @@ def next_change_us(snapshot: Snapshot, now: int) -> int:
 
 @dataclass(frozen=True)
 class Views:
-    """What readers get from one snapshot, as JSON text, good until `valid_until_us`."""
+    """What readers get from one snapshot, as JSON text (and the seat map's ETag, hashed once
+    here, so a conditional read that ends in 304 costs a dictionary lookup and a string compare),
+    good until `valid_until_us`."""
 
     snapshot: Snapshot
     valid_until_us: int
     seat_map_json: str
+    seat_map_etag: str
     session_json: str
 
     @classmethod
     def render(cls, session_id: str, snapshot: Snapshot, now: int) -> Views:
+        seat_map_json = to_json(render_seat_map(session_id, snapshot, now))
         return cls(
             snapshot,
             next_change_us(snapshot, now),
-            to_json(render_seat_map(session_id, snapshot, now)),
+            seat_map_json,
+            seat_map_etag(seat_map_json),
             to_json(render_session(snapshot, now)),
         )
 
@@ -389,10 +402,19 @@ def session_json(session_id: str) -> str:
 
 def seat_map_json(session_id: str) -> str:
     """`seat_map()` as the JSON text Chalice would send for it."""
+    return seat_map_with_etag(session_id)[0]
+
+
+def seat_map_with_etag(session_id: str) -> tuple[str, str]:
+    """`seat_map_json()` and its ETag. Warm, both come from this process's rendered views without
+    touching PostgreSQL; otherwise the map read from PostgreSQL hashes to the same ETag as the
+    same map rendered from a snapshot."""
     snapshot = cached_snapshot(session_id)
     if snapshot is None:
-        return to_json(sessions.seat_map(session_id))
-    return recent.views_of(session_id, snapshot).seat_map_json
+        text = to_json(sessions.seat_map(session_id))
+        return text, seat_map_etag(text)
+    views = recent.views_of(session_id, snapshot)
+    return views.seat_map_json, views.seat_map_etag
 
 
 def changed(session_id: str) -> None:

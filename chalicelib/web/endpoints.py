@@ -9,7 +9,7 @@ from chalicelib.cache import seat_maps
 from chalicelib.events import subscribers
 from chalicelib.services import accounts, payments, reservations, sessions
 from chalicelib.settings import get_settings
-from chalicelib.web import idempotency, rate_limits, tokens
+from chalicelib.web import conditional, idempotency, rate_limits, tokens
 from chalicelib.web.responses import endpoint, json_response, parse_id
 from chalicelib.web.schemas import (
     Credentials,
@@ -71,8 +71,13 @@ def get_session(session_id: str) -> Response:
 
 
 @endpoint
-def seat_map(session_id: str) -> Response:
-    return json_response(seat_maps.seat_map_json(parse_id(session_id, "session")))
+def seat_map(request: Request, session_id: str) -> Response:
+    text, etag = seat_maps.seat_map_with_etag(parse_id(session_id, "session"))
+    # no-cache: a cache may keep the map but must ask again (with its ETag) before each use.
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if conditional.not_modified(request.headers.get("if-none-match"), etag):
+        return Response(body="", status_code=304, headers=headers)
+    return json_response(text, headers=headers)
 
 
 @endpoint

@@ -67,6 +67,7 @@ class Operation:
     media: dict[str, dict[str, Any]] = field(default_factory=dict)  # non-JSON success bodies
     overrides: dict[int, type[BaseModel]] = field(default_factory=dict)  # non-ErrorBody errors
     description: str = ""
+    etag: bool = False  # the answer carries an ETag; If-None-Match with it answers 304
 
 
 HOLD_ERRORS = (
@@ -126,6 +127,32 @@ OPERATIONS: tuple[Operation, ...] = (
         path_model=schemas.DocsAssetPath,
         database=False,
         media={"text/javascript": TEXT, "text/css": TEXT},
+    ),
+    Operation(
+        "GET",
+        "/app",
+        "seat_map_page",
+        "The seat-map page: pick, hold and pay in a browser",
+        "docs",
+        200,
+        None,
+        database=False,
+        media={"text/html": TEXT},
+        description="`/app?session=<id>` opens that session's seat map, kept live by polling "
+        "the seat map with `If-None-Match`. Plain HTML, CSS and JavaScript served by the app.",
+    ),
+    Operation(
+        "GET",
+        "/app/{asset}",
+        "seat_map_page_asset",
+        "The seat-map page's script, style sheet and icon",
+        "docs",
+        200,
+        None,
+        errors=(errors.NotFound,),
+        path_model=schemas.PageAssetPath,
+        database=False,
+        media={"text/javascript": TEXT, "text/css": TEXT, "image/svg+xml": TEXT},
     ),
     Operation(
         "POST",
@@ -199,7 +226,12 @@ OPERATIONS: tuple[Operation, ...] = (
         schemas.SeatMap,
         errors=(errors.NotFound,),
         path_model=schemas.SessionPath,
-        description="A hold whose time has passed shows AVAILABLE even before it is expired.",
+        header_model=schemas.ConditionalHeader,
+        etag=True,
+        description="A hold whose time has passed shows AVAILABLE even before it is expired. "
+        "The answer's `ETag` changes whenever a seat's status does (a lapsed hold too) and is "
+        "the same from every instance; send it back as `If-None-Match` to get 304 with no body "
+        "while nothing has changed. A warm 304 is answered from the cache alone.",
     ),
     Operation(
         "GET",
@@ -308,7 +340,7 @@ TAGS = [
     {"name": "reservations", "description": "Holds, cancellations and payments"},
     {"name": "me", "description": "The signed-in customer's history"},
     {"name": "operations", "description": "Health"},
-    {"name": "docs", "description": "This document and Swagger UI"},
+    {"name": "docs", "description": "This document, Swagger UI and the seat-map page"},
 ]
 
 DESCRIPTION = """\
@@ -475,6 +507,19 @@ def _operation(op: Operation, refs: dict[type[BaseModel], dict[str, Any]]) -> di
         content = {media: {"schema": to_openapi30(s)} for media, s in op.media.items()}
     success = {200: "OK", 201: "Created"}[op.status]
     responses: dict[str, Any] = {str(op.status): {"description": success, "content": content}}
+    if op.etag:
+        etag = {
+            "ETag": {
+                "description": "A strong entity tag of this representation",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        }
+        responses[str(op.status)]["headers"] = etag
+        responses["304"] = {
+            "description": "Not Modified: `If-None-Match` names the current ETag (no body)",
+            "headers": etag,
+        }
     for status, codes in _error_codes(op).items():
         override = op.overrides.get(status)
         responses[str(status)] = _error_response(

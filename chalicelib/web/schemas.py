@@ -178,6 +178,13 @@ class DocsAssetPath(BaseModel):
     asset: SwaggerAsset = Field(description="A file of the packaged Swagger UI")
 
 
+PageAsset = Literal["app.css", "app.js", "icon.svg"]
+
+
+class PageAssetPath(BaseModel):
+    asset: PageAsset = Field(description="A file of the seat-map page")
+
+
 class IdempotencyHeader(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -192,6 +199,20 @@ class IdempotencyHeader(BaseModel):
             "user returns the first answer (status and body) for 24 h; the same key with a "
             "different request answers 422, and while the first is still running, 409."
         ),
+    )
+
+
+class ConditionalHeader(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    if_none_match: str | None = Field(
+        None,
+        alias="If-None-Match",
+        description=(
+            "The ETag of the seat map the client already has (or a list of them, or `*`). While "
+            "no seat's status has changed since, the answer is 304 with no body."
+        ),
+        examples=['"5d41402abc4b2a76b9719d911017c592"'],
     )
 
 

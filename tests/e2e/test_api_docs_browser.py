@@ -9,33 +9,15 @@ unless BOXOFFICE_SKIP_BROWSER=1 says to skip it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from chalicelib.web import docs
+from tests.support.browser import ARTIFACTS, PageWatch, skip_without_browser
 from tests.support.live_server import serve_in_thread
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("BOXOFFICE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("BOXOFFICE_SKIP_BROWSER") == "1", reason="BOXOFFICE_SKIP_BROWSER=1"
-)
+pytestmark = skip_without_browser
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +28,6 @@ def live_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: run scripts/install-browser.sh "
-            "(or set BOXOFFICE_SKIP_BROWSER=1 to skip the browser test)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 def test_swagger_ui_lists_every_operation_and_runs_one(live_url, browser):
     document = docs.document()
     expected = {
@@ -73,21 +36,8 @@ def test_swagger_ui_lists_every_operation_and_runs_one(live_url, browser):
         for method in operations
     }
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    foreign: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
-    own_host = urlsplit(live_url).netloc
-    page.on(
-        "request",
-        lambda r: (
-            foreign.append(r.url)
-            if urlsplit(r.url).scheme in ("http", "https") and urlsplit(r.url).netloc != own_host
-            else None
-        ),
-    )
+    watch = PageWatch(live_url)
+    page = watch.attach(context.new_page())
     try:
         answer = page.goto(f"{live_url}/api-docs", wait_until="networkidle")
         assert answer is not None and answer.status == 200
@@ -118,5 +68,4 @@ def test_swagger_ui_lists_every_operation_and_runs_one(live_url, browser):
         page.screenshot(path=str(ARTIFACTS / "api-docs-try-it-out.png"), full_page=False)
     finally:
         context.close()
-    assert not foreign, f"the page reached beyond its own server: {foreign}"
-    assert not problems, problems
+    watch.assert_clean()

@@ -11,7 +11,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from chalicelib.domain import errors
-from chalicelib.web import docs, openapi, schemas
+from chalicelib.settings import get_settings
+from chalicelib.web import app_page, docs, openapi, schemas
 from tests.support.data import session_body
 from tests.support.openapi_check import assert_conforms
 
@@ -20,6 +21,8 @@ ERROR_CODES = {
     for cls in vars(errors).values()
     if isinstance(cls, type) and issubclass(cls, errors.BoxOfficeError)
 } | {"UnsupportedMediaType"}
+# Served from files in the package: these never need PostgreSQL, so never answer 503.
+STATIC_PATHS = ("/openapi.json", "/api-docs", "/api-docs/{asset}", "/app", "/app/{asset}")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +111,7 @@ def test_error_responses_name_their_codes(document):
                     assert response["headers"]["Retry-After"]["required"] is True
             if path != "/health":
                 assert "429" in operation["responses"], (method, path)
-            if path not in ("/openapi.json", "/api-docs", "/api-docs/{asset}"):
+            if path not in STATIC_PATHS:
                 assert "503" in operation["responses"], (method, path)
     holds = document["paths"]["/reservations"]["post"]["responses"]
     assert set(holds) == {"201", "400", "401", "403", "404", "409", "422", "429", "503"}
@@ -148,6 +151,38 @@ def test_swagger_ui_page_and_its_files(client):
     assert '"openapi.json"' in initializer and "validatorUrl: null" in initializer
     for missing in ("index.html", "swagger-ui.js.map", "..%2Fapp.py", "x"):
         answer = client.get(f"/api-docs/{missing}")
+        assert answer.status == 404 and answer.code == "NotFound", missing
+
+
+def test_seat_map_page_and_its_files(client, hold_seconds):
+    hold_seconds(7)
+    page = client.get("/app")
+    assert page.status == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+    assert "unsafe" not in policy and "require-trusted-types-for 'script'" in policy
+    assert page.headers["Cache-Control"] == "no-cache"
+    assert "https://" not in page.body and "http://" not in page.body  # relative URLs only
+    settings = get_settings()
+    assert (
+        f'name="boxoffice:seats-per-customer" content="{settings.seats_per_customer}"' in page.body
+    )
+    assert 'name="boxoffice:hold-seconds" content="7"' in page.body
+    for asset, content_type in (
+        ("app.css", "text/css; charset=utf-8"),
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("icon.svg", "image/svg+xml; charset=utf-8"),
+    ):
+        digest = app_page.versioned(asset).split("?v=")[1]
+        assert f'"app/{asset}?v={digest}"' in page.body
+        answer = client.get(f"/app/{asset}")
+        assert answer.status == 200, asset
+        assert answer.headers["Content-Type"] == content_type
+        assert "immutable" in answer.headers["Cache-Control"]
+        assert answer.body == (app_page.FILES / asset).read_text(encoding="utf-8")
+    for missing in ("index.html", "app.js.map", "..%2Fapp.py", "x"):
+        answer = client.get(f"/app/{missing}")
         assert answer.status == 404 and answer.code == "NotFound", missing
 
 
