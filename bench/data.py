@@ -106,7 +106,7 @@ def distinct_plan(
     holds: int, users: list[User], rng: random.Random, movie: str, *, pay_share: float = 0.5
 ) -> tuple[list[tuple[User, str, list[str], bool]], list[str]]:
     """`holds` holds of 1-4 adjacent seats that never overlap, spread over as many 400-seat
-    sessions as they need, in random order; every other one (by default) is paid."""
+    sessions as they need, in random order; each paid with probability `pay_share`."""
     grid = labels(ROWS, SEATS_PER_ROW)
     groups: list[tuple[int, list[str]]] = []
     session_count = 0
@@ -121,15 +121,11 @@ def distinct_plan(
     groups = groups[:holds]
     session_ids = make_sessions(session_count, ROWS, SEATS_PER_ROW, movie)
     rng.shuffle(groups)
-    pay_every = round(1 / pay_share) if pay_share else 0
+    # Drawn, not every other one: clients take every k-th job, and a fixed stride would give some
+    # clients only paid holds and the others none.
     plan = [
-        (
-            users[rng.randrange(len(users))],
-            session_ids[s],
-            seats,
-            bool(pay_every) and n % pay_every == 0,
-        )
-        for n, (s, seats) in enumerate(groups)
+        (users[rng.randrange(len(users))], session_ids[s], seats, rng.random() < pay_share)
+        for s, seats in groups
     ]
     return plan, session_ids
 

@@ -419,6 +419,7 @@ def main() -> None:
     from devtools.stage import apply_stage_defaults
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials..." lines
     stage = os.environ.get("STAGE", "local")
     apply_stage_defaults(stage)
     stop = threading.Event()

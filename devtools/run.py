@@ -228,6 +228,7 @@ class Supervisor:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials..." lines
     stage = os.environ.get("STAGE", "local")
     apply_stage_defaults(stage)
 
