@@ -38,6 +38,7 @@ from devtools.lambda_context import LambdaContext
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 JSON_HEADERS = [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")]
 WORKER_HEADER = "X-Boxoffice-Worker"
+BODILESS = {204, 304}
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 # The API Gateway stage name the app would see in requestContext (.chalice/config.json).
 API_STAGE = "api"
@@ -161,12 +162,20 @@ class Edge:
         body = response.get("body") or b""
         if isinstance(body, str):
             body = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+        status = response["statusCode"]
         headers = [(name, str(value)) for name, value in (response.get("headers") or {}).items()]
         for name, values in (response.get("multiValueHeaders") or {}).items():
             headers.extend((name, str(value)) for value in values)
-        headers.append(("Content-Length", str(len(body))))
+        if status in BODILESS:
+            # A 304 names the representation it stands for; a length of 0 would misdescribe it.
+            headers = [
+                (n, v) for n, v in headers if n.lower() not in ("content-length", "content-type")
+            ]
+            body = b""
+        else:
+            headers.append(("Content-Length", str(len(body))))
         headers.append((WORKER_HEADER, str(os.getpid())))
-        start_response(_status_line(response["statusCode"]), headers)
+        start_response(_status_line(status), headers)
         return [body]
 
     @staticmethod

@@ -17,7 +17,7 @@ from chalicelib.cache import seat_maps
 from chalicelib.db import close_pool
 from chalicelib.services import sessions
 from chalicelib.settings import get_settings
-from tests.support.app_processes import app_instances
+from tests.support.live_server import serve_in_process
 
 
 def seats_url(session_id: str) -> str:
@@ -161,7 +161,9 @@ def test_two_instances_agree_on_the_etag_and_when_it_changes(make_user, make_ses
     sid = session["id"]
     buyer, other = make_user(), make_user()
 
-    with app_instances(2, HOLD_SECONDS="2") as urls:
+    env = {"HOLD_SECONDS": "2"}
+    with serve_in_process(env) as (first, _), serve_in_process(env) as (second, _):
+        urls = [first, second]
 
         def tags() -> list[str]:
             answers = [requests.get(f"{url}{seats_url(sid)}", timeout=10) for url in urls]

@@ -153,3 +153,17 @@ def test_process_variables_are_not_request_headers(monkeypatch: pytest.MonkeyPat
     call(Edge(app, "local"), "GET", "/items/1", HTTP_PROXY="http://evil", HTTP_ACCEPT="*/*")
     assert "proxy" not in seen[0]["headers"]
     assert seen[0]["headers"]["accept"] == "*/*"
+
+
+def test_a_304_goes_out_without_a_body_or_a_length() -> None:
+    app = Chalice(app_name="edge-304")
+
+    @app.route("/thing")
+    def thing():
+        return Response("", status_code=304, headers={"ETag": '"abc"'})
+
+    status, headers, body = call(Edge(app, "local"), "GET", "/thing")
+    assert status == "304 Not Modified"
+    assert body == b""
+    assert headers["ETag"] == '"abc"'
+    assert "Content-Length" not in headers and "Content-Type" not in headers
