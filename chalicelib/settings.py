@@ -88,6 +88,8 @@ class Settings:
     expiry_queue_name: str
     notifications_queue_name: str
     analytics_queue_name: str
+    # Set by the template together with ReportBatchItemFailures on the SQS event sources.
+    report_batch_item_failures: bool = False
     # Exactly one source each, checked in from_environment: a value, or where to read it.
     database_url_value: str | None = None
     database_location: DatabaseLocation | None = None
@@ -144,6 +146,7 @@ class Settings:
             expiry_queue_name=_env("EXPIRY_QUEUE_NAME") or f"{prefix}-expiry",
             notifications_queue_name=_env("NOTIFICATIONS_QUEUE_NAME") or f"{prefix}-notifications",
             analytics_queue_name=_env("ANALYTICS_QUEUE_NAME") or f"{prefix}-analytics",
+            report_batch_item_failures=_env("SQS_REPORT_BATCH_ITEM_FAILURES") == "true",
             **_database_source(stage, development),
             **_jwt_source(stage, development),
         )

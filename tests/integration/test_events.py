@@ -260,6 +260,58 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     assert [m["Body"] for m in returned.get("Messages", [])] == ["not json"]
 
 
+@pytest.mark.usefixtures("quiet_queues")
+def test_on_aws_a_batch_reports_its_failed_messages_and_deletes_nothing(app_module, monkeypatch):
+    """With SQS_REPORT_BATCH_ITEM_FAILURES (the template sets it together with the event
+    source's ReportBatchItemFailures) the Chalice handler answers Lambda with the ids of the
+    messages that failed; Lambda deletes the others, so the handler deletes nothing itself."""
+    monkeypatch.setenv("SQS_REPORT_BATCH_ITEM_FAILURES", "true")
+    get_settings.cache_clear()
+    sqs = clients.client("sqs")
+    url = clients.queue_url(get_settings().notifications_queue_name)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    not_a_sale = {"id": str(uuid.uuid4()), "type": "reservation.created", "payload": {}}
+    bodies = [json.dumps({**not_a_sale, "id": str(uuid.uuid4())}) for _ in range(3)]
+    bodies.insert(1, "not json")
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    messages: list[dict[str, Any]] = []
+    while len(messages) < len(bodies):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
+        messages += got.get("Messages", [])
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn["QueueArn"],
+            }
+            for m in messages
+        ]
+    }
+    poison = [m["MessageId"] for m in messages if m["Body"] == "not json"]
+
+    answer = app_module.send_receipts(event, None)
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": poison[0]}]}
+    time.sleep(1.2)  # the visibility timeout runs out: nothing was deleted here
+
+    def all_returned() -> list[str]:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in got.get("Messages", []):
+            returned.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return sorted(returned) == sorted(bodies)
+
+    returned: list[str] = []
+    eventually(all_returned)
+    monkeypatch.delenv("SQS_REPORT_BATCH_ITEM_FAILURES")
+    get_settings.cache_clear()
+    assert app_module.send_receipts({"Records": []}, None) == {"batchItemFailures": []}
+
+
 def test_an_expiry_message_up_to_a_second_early_is_waited_out_not_rescheduled(
     client, customer, make_session, db
 ):
