@@ -76,7 +76,6 @@ class DatabaseLocation:
 class Settings:
     stage: str
     db_pool_size: int
-    redis_url: str
     redis_prefix: str
     aws_region: str
     hold_seconds: int
@@ -95,6 +94,11 @@ class Settings:
     database_location: DatabaseLocation | None = None
     jwt_secret_value: str | None = None
     jwt_secret_arn: str | None = None
+    redis_url_value: str | None = None
+
+    @property
+    def redis_url(self) -> str:
+        return _require(self.redis_url_value, "Redis")
 
     @property
     def jwt_audience(self) -> str:
@@ -129,12 +133,12 @@ class Settings:
         development = stage in DEVELOPMENT_STAGES
         prefix = f"boxoffice-{stage}"
         redis_url = _env("REDIS_URL") or (DEFAULT_REDIS_URL if development else None)
-        if redis_url is None:
+        if redis_url is None and not _chalice_cli():
             raise ConfigurationError(f"refusing to start stage {stage!r} without REDIS_URL")
         settings = cls(
             stage=stage,
             db_pool_size=_int("DB_POOL_SIZE", 4, minimum=1),
-            redis_url=redis_url,
+            redis_url_value=redis_url,
             redis_prefix=_env("REDIS_PREFIX") or f"{prefix}:",
             aws_region=_env("AWS_DEFAULT_REGION") or _env("AWS_REGION") or "us-east-1",
             hold_seconds=_int("HOLD_SECONDS", 30, minimum=1),

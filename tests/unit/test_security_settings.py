@@ -160,14 +160,13 @@ def test_an_unreadable_secret_is_a_retryable_503_and_is_not_cached(secret_store)
 def test_chalice_cli_imports_the_app_without_secrets_but_nothing_runs_on_them(deployed):
     # `chalice package` imports app.py with the stage's environment to read its routes; the
     # template supplies the secrets' ARNs only when the stack is deployed.
-    for name in ("DATABASE_SECRET_ARN", "DATABASE_HOST", "JWT_SECRET_ARN"):
+    for name in ("DATABASE_SECRET_ARN", "DATABASE_HOST", "JWT_SECRET_ARN", "REDIS_URL"):
         deployed.delenv(name)
     deployed.setenv("AWS_CHALICE_CLI_MODE", "true")
     settings = Settings.from_environment()
-    with pytest.raises(ConfigurationError, match="no source"):
-        _ = settings.database_url
-    with pytest.raises(ConfigurationError, match="no source"):
-        _ = settings.jwt_secret
+    for source in ("database_url", "jwt_secret", "redis_url"):
+        with pytest.raises(ConfigurationError, match="no source"):
+            getattr(settings, source)
 
 
 def test_prod_starts_with_a_strong_secret(deployed):
