@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from infra import package as packaging
 from infra.package import PROJECT_ROOT
 from tests.support.lambda_sandbox import api_event, invoke, runtime_dependencies, unpack
 
@@ -76,3 +77,19 @@ def test_unzipped_alone_it_answers_an_api_gateway_event(deployment_zip, tmp_path
     loaded = outcome["loaded"]
     assert not [name for name in loaded if name.split(".")[0] in ("moto", "yaml", "pytest")]
     assert not [name for name in loaded if name.startswith("chalicelib.local")]
+
+
+def test_every_module_ships_compiled_for_the_runtime(deployment_zip: Path, template) -> None:
+    # /var/task is read-only: a module without its .pyc is compiled again on every cold start.
+    (runtime,) = {f["Properties"]["Runtime"] for f in packaging.functions(template).values()}
+    tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
+    with zipfile.ZipFile(deployment_zip) as archive:
+        names = set(archive.namelist())
+    sources = [n for n in names if n.endswith(".py")]
+    assert sources and not [s for s in sources if compiled_name(s, tag) not in names]
+
+
+def compiled_name(source: str, tag: str) -> str:
+    folder, _, file = source.rpartition("/")
+    compiled = f"__pycache__/{file.removesuffix('.py')}.{tag}.pyc"
+    return f"{folder}/{compiled}" if folder else compiled
