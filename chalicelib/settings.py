@@ -132,13 +132,9 @@ class Settings:
             )
         development = stage in DEVELOPMENT_STAGES
         prefix = f"boxoffice-{stage}"
-        redis_url = _env("REDIS_URL") or (DEFAULT_REDIS_URL if development else None)
-        if redis_url is None and not _chalice_cli():
-            raise ConfigurationError(f"refusing to start stage {stage!r} without REDIS_URL")
         settings = cls(
             stage=stage,
             db_pool_size=_int("DB_POOL_SIZE", 4, minimum=1),
-            redis_url_value=redis_url,
             redis_prefix=_env("REDIS_PREFIX") or f"{prefix}:",
             aws_region=_env("AWS_DEFAULT_REGION") or _env("AWS_REGION") or "us-east-1",
             hold_seconds=_int("HOLD_SECONDS", 30, minimum=1),
@@ -153,6 +149,7 @@ class Settings:
             report_batch_item_failures=_env("SQS_REPORT_BATCH_ITEM_FAILURES") == "true",
             **_database_source(stage, development),
             **_jwt_source(stage, development),
+            **_redis_source(stage, development),
         )
         if settings.hold_seconds > 900:
             # SQS delays a message by at most 900 s; the expiry message must fit.
@@ -187,13 +184,11 @@ def _database_source(stage: str, development: bool) -> dict[str, object]:
             sslmode=_env("DATABASE_SSLMODE") or "require",
         )
         return {"database_location": location}
-    if development:
-        return {"database_url_value": DEFAULT_DATABASE_URL}
-    if _chalice_cli():
-        return {}
-    raise ConfigurationError(
-        f"refusing to start stage {stage!r} without a database: set DATABASE_SECRET_ARN and "
-        "DATABASE_HOST (or DATABASE_URL)"
+    return _no_source(
+        stage,
+        development,
+        {"database_url_value": DEFAULT_DATABASE_URL},
+        "a database: set DATABASE_SECRET_ARN and DATABASE_HOST (or DATABASE_URL)",
     )
 
 
@@ -203,14 +198,32 @@ def _jwt_source(stage: str, development: bool) -> dict[str, object]:
         return {"jwt_secret_value": check_jwt_secret(stage, value)}
     if arn is not None:
         return {"jwt_secret_arn": arn}
+    return _no_source(
+        stage,
+        development,
+        {"jwt_secret_value": DEFAULT_JWT_SECRET},
+        "a JWT secret of its own: set JWT_SECRET_ARN "
+        f"(or a JWT_SECRET of {MIN_JWT_SECRET_LENGTH}+ characters)",
+    )
+
+
+def _redis_source(stage: str, development: bool) -> dict[str, object]:
+    url = _env("REDIS_URL")
+    if url is not None:
+        return {"redis_url_value": url}
+    return _no_source(stage, development, {"redis_url_value": DEFAULT_REDIS_URL}, "REDIS_URL")
+
+
+def _no_source(
+    stage: str, development: bool, default: dict[str, object], wanted: str
+) -> dict[str, object]:
+    """Nothing in the environment: a development stage's default; nothing while Chalice's CLI
+    imports the app (checked again on use); otherwise a refusal to start."""
     if development:
-        return {"jwt_secret_value": DEFAULT_JWT_SECRET}
+        return default
     if _chalice_cli():
         return {}
-    raise ConfigurationError(
-        f"refusing to start stage {stage!r} without a JWT secret of its own: set JWT_SECRET_ARN "
-        f"(or a JWT_SECRET of {MIN_JWT_SECRET_LENGTH}+ characters)"
-    )
+    raise ConfigurationError(f"refusing to start stage {stage!r} without {wanted}")
 
 
 @functools.cache

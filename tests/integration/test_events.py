@@ -76,6 +76,17 @@ def quiet_queues() -> None:
         drain(name, wait=0.3)
 
 
+def sent_and_received(sqs: Any, url: str, bodies: list[str]) -> list[dict[str, Any]]:
+    """Send these bodies and receive them back, hidden for 1 s (a handler's batch to be)."""
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    messages: list[dict[str, Any]] = []
+    while len(messages) < len(bodies):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
+        messages += got.get("Messages", [])
+    return messages
+
+
 def hold(client, customer, session_id, seats):
     answer = client.post(
         "/reservations", {"session_id": session_id, "seats": seats}, token=customer["token"]
@@ -231,12 +242,7 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
         json.dumps({"reservation_id": due[0]}),
         "not json",
     ]
-    for body in bodies:
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    messages: list[dict[str, Any]] = []
-    while len(messages) < len(bodies):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
-        messages += got.get("Messages", [])
+    messages = sent_and_received(sqs, url, bodies)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     event = SQSEvent(sqs_event(messages, arn["QueueArn"]), None)
 
@@ -273,12 +279,7 @@ def test_on_aws_a_batch_reports_its_failed_messages_and_deletes_nothing(app_modu
     not_a_sale = {"id": str(uuid.uuid4()), "type": "reservation.created", "payload": {}}
     bodies = [json.dumps({**not_a_sale, "id": str(uuid.uuid4())}) for _ in range(3)]
     bodies.insert(1, "not json")
-    for body in bodies:
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    messages: list[dict[str, Any]] = []
-    while len(messages) < len(bodies):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
-        messages += got.get("Messages", [])
+    messages = sent_and_received(sqs, url, bodies)
     event = {
         "Records": [
             {
