@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: services run test migrate lint format bench test-localstack seed clean
+.PHONY: services run test migrate lint format bench test-localstack seed clean package test-package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ bench: $(STAMP)
 
 test-localstack: $(STAMP)
 	bash scripts/test-localstack.sh
+
+# dist/<stage>/sam.yaml and deployment.zip (stage prod unless STAGE=...); see docs/deploy.md.
+# chalice package downloads the Lambda platform's wheels from PyPI.
+PACKAGE_STAGE := $(or $(STAGE),prod)
+package: $(STAMP)
+	$(PY) -m infra.package --stage $(PACKAGE_STAGE)
+
+# The packaged prod stack: cfn-lint, IAM against the code's AWS calls, the zip run alone.
+test-package: $(STAMP)
+	$(PY) -m infra.package --stage prod
+	PACKAGE_DIR=dist/prod $(PY) -m pytest -p no:cacheprovider -m package tests/package
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

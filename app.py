@@ -113,17 +113,17 @@ def receipts():
 
 @app.on_sqs_message(queue=settings.expiry_queue_name, batch_size=10)
 def expire_holds(event):
-    handlers.expire_batch(event)
+    return handlers.sqs_batch_response(handlers.expire_batch, event)
 
 
 @app.on_sqs_message(queue=settings.notifications_queue_name, batch_size=10)
 def send_receipts(event):
-    handlers.process_batch(event, handlers.notify)
+    return handlers.sqs_batch_response(handlers.process_batch, event, handlers.notify)
 
 
 @app.on_sqs_message(queue=settings.analytics_queue_name, batch_size=10)
 def count_sales(event):
-    handlers.count_batch(event)
+    return handlers.sqs_batch_response(handlers.count_batch, event)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -11,7 +11,7 @@ import sys
 
 from chalicelib.db.migrate import create_database_if_missing, migrate
 from chalicelib.domain.errors import BoxOfficeError
-from chalicelib.settings import get_settings
+from chalicelib.settings import for_operator_command
 from chalicelib.web.schemas import SignUp, parse_model
 
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             ),
         )
-        url = get_settings().database_url
+        url = for_operator_command().database_url
         create_database_if_missing(url)
         migrate(url)
         user, created = accounts.ensure_user(

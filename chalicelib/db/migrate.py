@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from chalicelib.settings import get_settings
+from chalicelib.settings import for_operator_command
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 7_414_001  # any constant shared by every migrator
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    url = args.database_url or get_settings().database_url
+    url = args.database_url or for_operator_command().database_url
     create_database_if_missing(url)
     applied = migrate(url)
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")

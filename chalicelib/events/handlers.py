@@ -1,9 +1,16 @@
 """What the Lambda event handlers in app.py do: SQS batches, expiry messages, the sweep.
 
-Chalice has no partial-batch-failure response for SQS, and a raised exception would redeliver the
-whole batch. So a batch is processed record by record; if some fail, the ones that succeeded are
-deleted from the queue here and the exception is raised for the rest, which SQS redelivers and,
-after the queue's maxReceiveCount, moves to the dead-letter queue.
+A batch is processed record by record, and only the records that failed are delivered again
+(then, after the queue's maxReceiveCount, moved to the dead-letter queue). Two ways, one per
+runtime:
+- On AWS the template turns on ReportBatchItemFailures for each SQS event source and sets
+  SQS_REPORT_BATCH_ITEM_FAILURES: the handler returns the failed message ids and Lambda deletes
+  the rest. Chalice has no option for this, but it hands the handler's return value to Lambda.
+- Elsewhere (the local event runner, which ignores return values), the records that succeeded are
+  deleted from the queue here and an exception is raised for the rest.
+The two settings must go together: a reported failure without ReportBatchItemFailures on the
+event source would count as success and delete the failed messages, which is why the packaging
+tests check the template sets both or neither.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from chalicelib.cache import seat_maps
 from chalicelib.events import relay, subscribers
 from chalicelib.log import logger
 from chalicelib.services import reservations
+from chalicelib.settings import get_settings
 
 # The relay returns with this much of its Lambda time left; the next run has started by then.
 RELAY_STOP_MARGIN_MS = 5_000
@@ -36,7 +44,23 @@ class SQSRecord(Protocol):
 
 
 class BatchFailed(RuntimeError):
-    pass
+    def __init__(self, failed: list[SQSRecord], total: int, *, reported: bool) -> None:
+        super().__init__(f"{len(failed)} of {total} messages failed")
+        self.message_ids = [record.to_dict()["messageId"] for record in failed]
+        self.reported = reported  # the caller answers Lambda with the ids instead of raising
+
+
+def sqs_batch_response(handle: Callable[..., Any], records: Iterable[SQSRecord], *args: Any):
+    """Run a batch handler and answer Lambda: the failed messages' ids when failures are reported
+    per item, an empty list when all went well. Any other failure raises (the whole batch is
+    delivered again; the handlers are idempotent)."""
+    try:
+        handle(records, *args)
+    except BatchFailed as failed:
+        if not failed.reported:
+            raise
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in failed.message_ids]}
+    return {"batchItemFailures": []}
 
 
 def _queue_url_of(record: SQSRecord) -> str:
@@ -60,7 +84,12 @@ def process_batch(records: Iterable[SQSRecord], handle: Callable[[str], Any]) ->
 
 
 def _fail_part(done: list[SQSRecord], failed: list[SQSRecord]) -> None:
-    """Delete the records that were handled, and raise so that SQS delivers the rest again."""
+    """Raise for the failed records; unless Lambda is told which ones failed (and deletes the
+    others itself), first delete the records that were handled, so SQS delivers only the rest
+    again."""
+    total = len(done) + len(failed)
+    if get_settings().report_batch_item_failures:
+        raise BatchFailed(failed, total, reported=True)
     if done:
         try:
             clients.client("sqs").delete_message_batch(
@@ -71,7 +100,7 @@ def _fail_part(done: list[SQSRecord], failed: list[SQSRecord]) -> None:
             )
         except (BotoCoreError, ClientError):
             logger.warning("could not delete the processed part of a failed batch")
-    raise BatchFailed(f"{len(failed)} of {len(failed) + len(done)} messages failed")
+    raise BatchFailed(failed, total, reported=False)
 
 
 def notify(body: str) -> None:

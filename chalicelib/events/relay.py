@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.aws import clients
 from chalicelib.db import in_transaction
 from chalicelib.domain.events import EXPIRY_DUE
+from chalicelib.events import metrics
 from chalicelib.log import logger
 from chalicelib.settings import get_settings
 
@@ -248,7 +249,9 @@ def run(keep_going: Callable[[], bool], sleep: Callable[[float], Any] = time.sle
     are none, back off while AWS or PostgreSQL fail. Returns how many rows went out."""
     total = 0
     failures = 0
+    report_outbox_age = metrics.OutboxAgeReporter()
     while keep_going():
+        report_outbox_age()
         try:
             claimed, sent = relay_batch()
         except Exception as exc:  # PostgreSQL down or restarting: keep the loop alive

@@ -20,7 +20,7 @@ from chalicelib.settings import DEVELOPMENT_STAGES
 def password_hasher() -> PasswordHasher:
     # Tests and benchmarks may pick argon2's cheapest profile to create thousands of users;
     # everything else uses the library's recommended parameters (RFC 9106 low-memory).
-    stage = os.environ.get("STAGE", "local")
+    stage = os.environ.get("STAGE")  # unset is not a development stage
     if os.environ.get("PASSWORD_HASH_PROFILE") == "CHEAPEST" and stage in DEVELOPMENT_STAGES:
         return PasswordHasher.from_parameters(profiles.CHEAPEST)
     return PasswordHasher()

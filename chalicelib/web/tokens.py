@@ -31,6 +31,7 @@ def issue(user_id: str, role: str) -> str:
         "sub": user_id,
         "role": role,
         "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
         "iat": now,
         "exp": now + settings.token_seconds,
     }
@@ -45,7 +46,8 @@ def verify(token: str) -> Caller:
             settings.jwt_secret,
             algorithms=[ALGORITHM],  # a token claiming any other algorithm, "none" included, fails
             issuer=settings.jwt_issuer,
-            options={"require": ["exp", "iat", "iss", "sub"]},
+            audience=settings.jwt_audience,  # another stage's token fails here
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
     except jwt.PyJWTError:
         raise Unauthorized("the token is missing, expired or invalid") from None

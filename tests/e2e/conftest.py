@@ -59,12 +59,14 @@ def start_system(
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise AssertionError(f"make run exited early:\n{log_path.read_text()}")
-            try:
-                # 429: a system with low rate limits, answering.
-                if requests.get(f"{url}/health", timeout=5).status_code in (200, 429):
-                    return LiveSystem(url, process, log_path)
-            except (requests.ConnectionError, requests.Timeout):
-                pass
+            # Ready as a user sees it: the supervisor has said so (it says so once every role
+            # is up), and the API answers (429: a system with low rate limits, answering).
+            if "boxoffice listening on" in log_path.read_text(errors="replace"):
+                try:
+                    if requests.get(f"{url}/health", timeout=5).status_code in (200, 429):
+                        return LiveSystem(url, process, log_path)
+                except (requests.ConnectionError, requests.Timeout):
+                    pass
             time.sleep(0.2)
         raise AssertionError(f"make run did not answer in 60 s:\n{log_path.read_text()}")
     except BaseException:

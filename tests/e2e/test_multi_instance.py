@@ -16,7 +16,7 @@ import requests
 
 from bench.audit import audit
 from tests.e2e.conftest import start_system, stop_system
-from tests.support.data import session_body
+from tests.support.data import live_token, session_body
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,6 @@ def aws_endpoint_of(system) -> str:
 
 def test_three_instances_300_clients_16_seats(tmp_path, database):
     from chalicelib.services import accounts
-    from chalicelib.web import tokens
 
     first = start_system(tmp_path, name="instance-1")
     shared = {"AWS_ENDPOINT_URL": aws_endpoint_of(first)}
@@ -43,7 +42,7 @@ def test_three_instances_300_clients_16_seats(tmp_path, database):
         manager, _ = accounts.ensure_user(
             email="multi-manager@example.com", password="manager-pass", name="M", role="MANAGER"
         )
-        manager_token = tokens.issue(manager["id"], "MANAGER")
+        manager_token = live_token(manager["id"], "MANAGER")
         session = requests.post(
             f"{first.url}/sessions",
             json=session_body(),
@@ -55,7 +54,7 @@ def test_three_instances_300_clients_16_seats(tmp_path, database):
             user, _ = accounts.ensure_user(
                 email=f"racer{n}@example.com", password="racer-pass", name=f"R{n}", role="CUSTOMER"
             )
-            buyers.append(tokens.issue(user["id"], "CUSTOMER"))
+            buyers.append(live_token(user["id"], "CUSTOMER"))
 
         # One seat each, every seat asked for by many clients: a seat stays free only if every
         # request for it lost, which can happen only to a request that found it taken.

@@ -25,7 +25,7 @@ import requests
 
 from bench.audit import audit
 from tests.e2e.conftest import start_system, stop_system
-from tests.support.data import session_body
+from tests.support.data import live_token, session_body
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,6 @@ def restartable_postgres() -> str:
 
 def test_postgres_restart_under_load(tmp_path, database, restartable_postgres):
     from chalicelib.services import accounts
-    from chalicelib.web import tokens
 
     system = start_system(tmp_path, name="restart")
     try:
@@ -73,7 +72,7 @@ def test_postgres_restart_under_load(tmp_path, database, restartable_postgres):
         session = requests.post(
             f"{system.url}/sessions",
             json=session_body(rows=20, seats_per_row=20),
-            headers={"Authorization": f"Bearer {tokens.issue(manager['id'], 'MANAGER')}"},
+            headers={"Authorization": f"Bearer {live_token(manager['id'], 'MANAGER')}"},
             timeout=10,
         ).json()
         labels = [f"{chr(65 + r)}{n}" for r in range(20) for n in range(1, 21)]
@@ -85,7 +84,7 @@ def test_postgres_restart_under_load(tmp_path, database, restartable_postgres):
                 name=f"B{n}",
                 role="CUSTOMER",
             )
-            buyers.append(tokens.issue(user["id"], "CUSTOMER"))
+            buyers.append(live_token(user["id"], "CUSTOMER"))
 
         stop = threading.Event()
         results: list[tuple[float, str, int, str | None, str]] = []

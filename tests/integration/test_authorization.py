@@ -116,7 +116,13 @@ def test_sign_up_only_ever_makes_customers(client):
         "/auth/signup", {"email": "eve@example.com", "password": "password123", "name": "Eve"}
     )
     assert made.status == 201 and made.body["user"]["role"] == "CUSTOMER"
-    claims = jwt.decode(made.body["token"], SECRET, algorithms=["HS256"], issuer="boxoffice")
+    claims = jwt.decode(
+        made.body["token"],
+        SECRET,
+        algorithms=["HS256"],
+        issuer="boxoffice",
+        audience="boxoffice-test",
+    )
     assert claims["role"] == "CUSTOMER"
     assert client.post("/sessions", session_body(), token=made.body["token"]).status == 403
 
@@ -143,6 +149,7 @@ def _claims(user_id: str, **changes) -> dict:
         "sub": user_id,
         "role": "CUSTOMER",
         "iss": "boxoffice",
+        "aud": "boxoffice-test",
         "iat": now,
         "exp": now + 600,
         **changes,
@@ -172,6 +179,8 @@ def bad_tokens(customer: dict) -> dict[str, str | None]:
         "alg NONE": f"{_b64({'alg': 'NONE', 'typ': 'JWT'})}.{payload}.",
         "alg HS512, same secret": jwt.encode(_claims(user), SECRET + "-" * 20, algorithm="HS512"),
         "wrong issuer": jwt.encode(_claims(user, iss="someone-else"), SECRET),
+        "another stage's": jwt.encode(_claims(user, aud="boxoffice-prod"), SECRET),
+        "no audience": jwt.encode({k: v for k, v in _claims(user).items() if k != "aud"}, SECRET),
         "no expiry": jwt.encode({k: v for k, v in _claims(user).items() if k != "exp"}, SECRET),
         "not yet valid": jwt.encode(_claims(user, nbf=now + 3600), SECRET),
         "unknown role": jwt.encode(_claims(user, role="ADMIN"), SECRET),

@@ -76,6 +76,17 @@ def quiet_queues() -> None:
         drain(name, wait=0.3)
 
 
+def sent_and_received(sqs: Any, url: str, bodies: list[str]) -> list[dict[str, Any]]:
+    """Send these bodies and receive them back, hidden for 1 s (a handler's batch to be)."""
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    messages: list[dict[str, Any]] = []
+    while len(messages) < len(bodies):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
+        messages += got.get("Messages", [])
+    return messages
+
+
 def hold(client, customer, session_id, seats):
     answer = client.post(
         "/reservations", {"session_id": session_id, "seats": seats}, token=customer["token"]
@@ -231,12 +242,7 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
         json.dumps({"reservation_id": due[0]}),
         "not json",
     ]
-    for body in bodies:
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    messages: list[dict[str, Any]] = []
-    while len(messages) < len(bodies):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
-        messages += got.get("Messages", [])
+    messages = sent_and_received(sqs, url, bodies)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     event = SQSEvent(sqs_event(messages, arn["QueueArn"]), None)
 
@@ -258,6 +264,53 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     time.sleep(1.2)  # the receive's visibility timeout runs out: what was not deleted returns
     returned = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     assert [m["Body"] for m in returned.get("Messages", [])] == ["not json"]
+
+
+@pytest.mark.usefixtures("quiet_queues")
+def test_on_aws_a_batch_reports_its_failed_messages_and_deletes_nothing(app_module, monkeypatch):
+    """With SQS_REPORT_BATCH_ITEM_FAILURES (the template sets it together with the event
+    source's ReportBatchItemFailures) the Chalice handler answers Lambda with the ids of the
+    messages that failed; Lambda deletes the others, so the handler deletes nothing itself."""
+    monkeypatch.setenv("SQS_REPORT_BATCH_ITEM_FAILURES", "true")
+    get_settings.cache_clear()
+    sqs = clients.client("sqs")
+    url = clients.queue_url(get_settings().notifications_queue_name)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    not_a_sale = {"id": str(uuid.uuid4()), "type": "reservation.created", "payload": {}}
+    bodies = [json.dumps({**not_a_sale, "id": str(uuid.uuid4())}) for _ in range(3)]
+    bodies.insert(1, "not json")
+    messages = sent_and_received(sqs, url, bodies)
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn["QueueArn"],
+            }
+            for m in messages
+        ]
+    }
+    poison = [m["MessageId"] for m in messages if m["Body"] == "not json"]
+
+    answer = app_module.send_receipts(event, None)
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": poison[0]}]}
+    time.sleep(1.2)  # the visibility timeout runs out: nothing was deleted here
+
+    def all_returned() -> list[str]:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in got.get("Messages", []):
+            returned.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return sorted(returned) == sorted(bodies)
+
+    returned: list[str] = []
+    eventually(all_returned)
+    monkeypatch.delenv("SQS_REPORT_BATCH_ITEM_FAILURES")
+    get_settings.cache_clear()
+    assert app_module.send_receipts({"Records": []}, None) == {"batchItemFailures": []}
 
 
 def test_an_expiry_message_up_to_a_second_early_is_waited_out_not_rescheduled(

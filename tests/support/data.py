@@ -1,9 +1,14 @@
-"""Request bodies and data changes the tests share."""
+"""Request bodies, tokens and data changes the tests share."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+# The stage a live system runs (tests/e2e/conftest.py start_system), while this process runs
+# "test": a token made here for such a system must carry that stage's audience.
+LIVE_SYSTEM_STAGE = "local"
 
 
 def session_body(**overrides: Any) -> dict[str, Any]:
@@ -29,3 +34,19 @@ def move_hold_end(db: Any, reservation_ids: str | list[str], from_now: timedelta
     db.execute(
         "UPDATE seats SET held_until = now() + %s WHERE hold_id = ANY(%s::uuid[])", (from_now, ids)
     )
+
+
+def live_token(user_id: str, role: str) -> str:
+    """A token as a live system issues it (the same secret, its stage's audience), for a user
+    this process made in the shared database."""
+    from chalicelib.settings import get_settings
+    from chalicelib.web import tokens
+
+    own_stage = os.environ["STAGE"]
+    os.environ["STAGE"] = LIVE_SYSTEM_STAGE
+    get_settings.cache_clear()
+    try:
+        return tokens.issue(user_id, role)
+    finally:
+        os.environ["STAGE"] = own_stage
+        get_settings.cache_clear()

@@ -151,3 +151,10 @@ def test_events_stop_at_an_entry_sns_refused(monkeypatch):
     sent, failures = relay._send(event_rows(25))
     assert calls == [list(range(1, 11))]
     assert sent == [1, 2, 3] and failures == []
+
+
+def test_every_round_gives_the_outbox_age_reporter_its_turn(monkeypatch):
+    turns: list[int] = []
+    monkeypatch.setattr(relay.metrics, "OutboxAgeReporter", lambda: lambda: turns.append(1))
+    drive(monkeypatch, [(3, 3), (0, 0), (1, 0)])
+    assert len(turns) == 3

@@ -365,6 +365,7 @@ claims = st.fixed_dictionaries(
         "sub": st.one_of(st.uuids().map(str), st.integers(), st.none()),
         "role": st.sampled_from(["CUSTOMER", "MANAGER", "ADMIN", 1]),
         "iss": st.sampled_from(["boxoffice", "someone-else", ""]),
+        "aud": st.sampled_from(["boxoffice-test", "boxoffice-prod", ["boxoffice-test"], ""]),
         "iat": times,
         "exp": st.one_of(times, st.text(max_size=3)),
         "nbf": times,
@@ -400,6 +401,7 @@ def test_signed_tokens_pass_only_with_every_claim_right(payload):
         isinstance(payload.get("sub"), str)
         and payload.get("role") in ("CUSTOMER", "MANAGER")
         and payload.get("iss") == "boxoffice"
+        and payload.get("aud") in ("boxoffice-test", ["boxoffice-test"])
         and payload.get("iat") == NOW - 3600
         and payload.get("exp") == NOW + 3600
         and payload.get("nbf", NOW - 3600) == NOW - 3600

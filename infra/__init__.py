@@ -1,0 +1,1 @@
+"""The stack's CloudFormation (boxoffice.yaml, aws.yaml) and the tool that packages it."""
