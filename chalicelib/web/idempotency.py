@@ -106,8 +106,8 @@ def canonical_body(raw: bytes | None) -> bytes:
         return b""
     try:
         return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
-        return raw
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return raw  # not JSON (or too deep to compare by meaning): compared byte for byte
 
 
 def fingerprint(method: str, path: str, scope: str, raw_body: bytes | None) -> str:

@@ -329,6 +329,44 @@ def test_idempotency_key_model_agrees_with_the_idempotency_module(key):
     assert by_model == by_module == (1 <= len(key) <= 255 and all(" " <= c <= "~" for c in key))
 
 
+# --- JSON nesting ---------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab'),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=60,
+)
+
+
+def depth_of(value) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    return 0
+
+
+def nested(levels: int, inner: object = 1):
+    for _ in range(levels):
+        inner = [inner] if levels % 2 else {"k": inner}
+    return inner
+
+
+@given(st.one_of(json_values, st.integers(0, 40).map(nested)), st.integers(0, 40))
+@example(nested(32), 32)
+@example(nested(33), 32)
+@example({"[[[": '{{{\\"[['}, 1)
+def test_nesting_scan_agrees_with_the_parsed_depth(value, limit):
+    raw = json.dumps(value).encode()
+    assert schemas.nesting_exceeds(raw, limit) == (depth_of(value) > limit)
+
+
+def test_idempotency_fingerprint_survives_any_depth():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert idempotency.canonical_body(deep) == deep  # compared byte for byte, not a crash
+    assert idempotency.fingerprint("POST", "/x", "pay", deep)
+
+
 @given(st.one_of(st.uuids().map(str), st.text(max_size=40)))
 def test_path_ids_are_uuids_or_404(raw):
     try:
