@@ -311,10 +311,17 @@ class SessionStats(Out):
     released_seats: Count
 
 
+CheckOutcome = Literal["ok", "unavailable"]
+
+
 class HealthChecks(Out):
-    postgres: str = Field(description='"ok", or a short error text')
-    redis: str = Field(description='"ok", or a short error text')
-    aws: str = Field(description='"ok", or a short error text')
+    """Each dependency's check: "ok" or "unavailable" (the reason goes to the log, never here)."""
+
+    postgres: CheckOutcome = Field(description="A connection from the pool runs SELECT 1")
+    redis: CheckOutcome = Field(description="PING; seats still sell without Redis")
+    aws: CheckOutcome = Field(
+        description="The expiry queue's URL from SQS; the answer is reused for 5 s"
+    )
 
 
 class Health(Out):

@@ -106,8 +106,7 @@ def test_error_responses_name_their_codes(document):
                     assert set(codes["properties"]["Code"]["enum"]) <= ERROR_CODES
                 if status == "429":
                     assert response["headers"]["Retry-After"]["required"] is True
-            if path != "/health":
-                assert "429" in operation["responses"], (method, path)
+            assert "429" in operation["responses"], (method, path)
             if path not in ("/openapi.json", "/api-docs", "/api-docs/{asset}"):
                 assert "503" in operation["responses"], (method, path)
     holds = document["paths"]["/reservations"]["post"]["responses"]
