@@ -30,7 +30,9 @@ def confirm_payment(
     conn: psycopg.Connection, reservation_id: str, customer_id: str
 ) -> tuple[dict[str, Any], list[int]]:
     """Inside the caller's transaction. The hold's time is checked under the reservation's row
-    lock, on the database clock, and the seats are sold only if this hold still owns all of them."""
+    lock, on the database clock at that moment, and the seats are sold only if this hold still
+    owns all of them. A live hold is paid even if its session started meanwhile: the customer
+    acted within the time the box office gave (no hold is taken once a session started)."""
     reservation, now = lock_own_reservation(conn, reservation_id, customer_id)
     if not check_can_pay(reservation["status"], reservation["expires_at"], now):
         sale = conn.execute(

@@ -148,15 +148,18 @@ def hold_seats(
 def lock_own_reservation(
     conn: psycopg.Connection, reservation_id: str, customer_id: str
 ) -> tuple[dict[str, Any], datetime]:
-    """The reservation row, locked for the rest of the transaction. Another customer's
-    reservation is reported as not found, so ids cannot be probed."""
+    """The reservation row, locked for the rest of the transaction, and the database's clock
+    once the lock is ours: the time to judge the hold by. Not now(), the transaction's start,
+    which a wait for the lock (an expiry batch holding it, say) can leave seconds behind, long
+    enough to pay for a hold that had run out. Another customer's reservation is reported as
+    not found, so ids cannot be probed."""
     row = conn.execute(
-        "SELECT r.*, now() AS now FROM reservations r WHERE r.id = %s FOR NO KEY UPDATE",
-        (reservation_id,),
+        "SELECT r.* FROM reservations r WHERE r.id = %s FOR NO KEY UPDATE", (reservation_id,)
     ).fetchone()
     if row is None or str(row["customer_id"]) != customer_id:
         raise NotFound(f"reservation {reservation_id} not found")
-    return row, row["now"]
+    # A statement of its own: a select list is computed before its row lock is waited for.
+    return row, conn.execute("SELECT clock_timestamp() AS now").fetchone()["now"]
 
 
 def get_reservation(reservation_id: str, customer_id: str) -> dict[str, Any]:
