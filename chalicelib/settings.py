@@ -43,6 +43,8 @@ class Settings:
     token_seconds: int
     rate_limit_per_minute: int
     rate_limit_holds_per_minute: int
+    rate_limit_auth_per_minute: int
+    seats_per_customer: int
     events_topic_name: str
     expiry_queue_name: str
     notifications_queue_name: str
@@ -65,6 +67,8 @@ class Settings:
             token_seconds=_int("TOKEN_SECONDS", 24 * 3600, minimum=1),
             rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
             rate_limit_holds_per_minute=_int("RATE_LIMIT_HOLDS_PER_MINUTE", 30),
+            rate_limit_auth_per_minute=_int("RATE_LIMIT_AUTH_PER_MINUTE", 20),
+            seats_per_customer=_int("SEATS_PER_CUSTOMER", 10),
             events_topic_name=os.environ.get("EVENTS_TOPIC_NAME") or f"{prefix}-events",
             expiry_queue_name=os.environ.get("EXPIRY_QUEUE_NAME") or f"{prefix}-expiry",
             notifications_queue_name=os.environ.get("NOTIFICATIONS_QUEUE_NAME")

@@ -13,6 +13,7 @@ from chalicelib.db import in_transaction
 from chalicelib.domain import events
 from chalicelib.domain.errors import NotFound
 from chalicelib.log import logger
+from chalicelib.services.accounts import SignedIn, on_behalf_of
 
 NOTIFICATIONS = "notifications"
 ANALYTICS = "analytics"
@@ -169,15 +170,18 @@ def record_analytics_batch(batch: list[dict[str, Any]]) -> int:
     return in_transaction(work)
 
 
-def receipts_of(customer_id: str) -> dict[str, Any]:
+def receipts_of(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
     rows = in_transaction(
-        lambda conn: conn.execute(
-            """
-            SELECT id, sale_id, reservation_id, amount_cents, sent_at FROM receipts
-             WHERE customer_id = %s ORDER BY sent_at DESC, id
-            """,
-            (customer_id,),
-        ).fetchall()
+        on_behalf_of(
+            signed_in,
+            lambda conn: conn.execute(
+                """
+                SELECT id, sale_id, reservation_id, amount_cents, sent_at FROM receipts
+                 WHERE customer_id = %s ORDER BY sent_at DESC, id
+                """,
+                (customer_id,),
+            ).fetchall(),
+        )
     )
     return {
         "items": [
@@ -193,7 +197,7 @@ def receipts_of(customer_id: str) -> dict[str, Any]:
     }
 
 
-def session_stats(session_id: str) -> dict[str, Any]:
+def session_stats(session_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
     def work(conn: psycopg.Connection) -> dict[str, Any] | None:
         return conn.execute(
             """
@@ -208,7 +212,7 @@ def session_stats(session_id: str) -> dict[str, Any]:
             (session_id,),
         ).fetchone()
 
-    row = in_transaction(work)
+    row = in_transaction(on_behalf_of(signed_in, work))
     if row is None:
         raise NotFound(f"session {session_id} not found")
     return {**row, "session_id": str(row["session_id"])}

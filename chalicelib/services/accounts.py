@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from argon2 import PasswordHasher, profiles
@@ -35,10 +36,75 @@ def user_view(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(row["id"]), "email": row["email"], "name": row["name"], "role": row["role"]}
 
 
-def sign_up(*, email: str, password: str, name: str, role: str = "CUSTOMER") -> dict[str, Any]:
+# --- who a bearer token names, checked against the database --------------------------------------
+
+
+class SignedIn(Protocol):
+    """Who a bearer token names (chalicelib.web.tokens.Caller)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def token_version(self) -> int: ...
+
+
+STALE_TOKEN = "this token is no longer valid (its user changed or is gone); log in again"
+T = TypeVar("T")
+
+
+def check_token_holder(holder: dict[str, Any] | None, who: SignedIn) -> None:
+    """401 unless the token's user (`holder`: its users row, None if there is none) still has the
+    role and the token version the token carries. A password or role change bumps the version
+    (a trigger in the database), so this ends every token issued before it."""
+    if holder is None or (holder["role"], holder["token_version"]) != (who.role, who.token_version):
+        raise Unauthorized(STALE_TOKEN)
+
+
+def check_signed_in(conn: psycopg.Connection, who: SignedIn) -> None:
+    """`check_token_holder` with one indexed read, inside the use case's own transaction."""
+    try:
+        user_id = str(uuid.UUID(who.user_id))
+    except ValueError:
+        raise Unauthorized(STALE_TOKEN) from None
+    holder = conn.execute(
+        "SELECT role, token_version FROM users WHERE id = %s", (user_id,)
+    ).fetchone()
+    check_token_holder(holder, who)
+
+
+def on_behalf_of(
+    who: SignedIn | None, work: Callable[[psycopg.Connection], T]
+) -> Callable[[psycopg.Connection], T]:
+    """`work`, preceded in its transaction by the check that `who`'s token is still good. None is
+    a trusted caller (the seed command, the benchmark), checked by nobody."""
+    if who is None:
+        return work
+
+    def checked(conn: psycopg.Connection) -> T:
+        check_signed_in(conn, who)
+        return work(conn)
+
+    return checked
+
+
+def check_signed_in_now(who: SignedIn) -> None:
+    """The same check in a transaction of its own, for a request refused before any use case
+    runs (a token whose role may not call the route: 401 if the token is stale, not 403)."""
+    in_transaction(lambda conn: check_signed_in(conn, who))
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+
+def sign_up(
+    *, email: str, password: str, name: str, role: str = "CUSTOMER"
+) -> tuple[dict[str, Any], int]:
+    """The new user and its token version."""
     password_hash = password_hasher().hash(password)
 
-    def work(conn: psycopg.Connection) -> dict[str, Any]:
+    def work(conn: psycopg.Connection) -> tuple[dict[str, Any], int]:
         row = conn.execute(
             """
             INSERT INTO users (id, email, name, password_hash, role)
@@ -50,14 +116,15 @@ def sign_up(*, email: str, password: str, name: str, role: str = "CUSTOMER") -> 
         ).fetchone()
         if row is None:
             raise Conflict("an account with this email already exists")
-        return user_view(row)
+        return user_view(row), row["token_version"]
 
     return in_transaction(work)
 
 
-def authenticate(*, email: str, password: str) -> dict[str, Any]:
-    """The user, if the password matches. An unknown email costs the same hash verification as a
-    wrong password and gets the same answer, so neither timing nor message reveals accounts."""
+def authenticate(*, email: str, password: str) -> tuple[dict[str, Any], int]:
+    """The user and its token version, if the password matches. An unknown email costs the same
+    hash verification as a wrong password and gets the same answer, so neither timing nor message
+    reveals accounts."""
     row = in_transaction(
         lambda conn: conn.execute(
             "SELECT * FROM users WHERE lower(email) = lower(%s)", (email,)
@@ -70,12 +137,28 @@ def authenticate(*, email: str, password: str) -> dict[str, Any]:
         raise Unauthorized("email or password is wrong") from None
     if row is None:
         raise Unauthorized("email or password is wrong")
-    return user_view(row)
+    return user_view(row), row["token_version"]
+
+
+def _has_password(row: dict[str, Any], password: str) -> bool:
+    try:
+        return password_hasher().verify(row["password_hash"], password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def ensure_user(*, email: str, password: str, name: str, role: str) -> tuple[dict[str, Any], bool]:
     """Create the user, or bring an existing one to this password and role (idempotent).
-    Returns the user and whether it was created."""
+    Returns the user and whether it was created. Run again with the same password and role it
+    changes nothing, so the user's tokens stay valid; a new password or role bumps the user's
+    token version (the users_token_version trigger), which ends every token issued before."""
+    existing = in_transaction(
+        lambda conn: conn.execute(
+            "SELECT * FROM users WHERE lower(email) = lower(%s)", (email,)
+        ).fetchone()
+    )
+    if existing is not None and existing["role"] == role and _has_password(existing, password):
+        return user_view(existing), False
     password_hash = password_hasher().hash(password)
 
     def work(conn: psycopg.Connection) -> tuple[dict[str, Any], bool]:

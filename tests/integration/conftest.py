@@ -90,7 +90,7 @@ def make_user() -> Callable[..., dict[str, Any]]:
         user, _ = accounts.ensure_user(
             email=email, password="password123", name=email.split("@")[0], role=role
         )
-        return {**user, "token": tokens.issue(user["id"], role)}
+        return {**user, "token": tokens.issue(user["id"], role, token_version=0)}
 
     return create
 

@@ -382,8 +382,8 @@ def test_path_ids_are_uuids_or_404(raw):
 
 @given(st.uuids(), st.sampled_from(["CUSTOMER", "MANAGER"]))
 def test_issued_tokens_verify_to_their_user_and_role(user_id, role):
-    caller = tokens.verify(tokens.issue(str(user_id), role))
-    assert caller == tokens.Caller(str(user_id), role)
+    caller = tokens.verify(tokens.issue(str(user_id), role, 7))
+    assert caller == tokens.Caller(str(user_id), role, 7)
 
 
 @given(st.text(max_size=200))
@@ -406,6 +406,7 @@ claims = st.fixed_dictionaries(
         "iat": times,
         "exp": st.one_of(times, st.text(max_size=3)),
         "nbf": times,
+        "ver": st.one_of(st.integers(-1, 3), st.booleans(), st.text(max_size=2), st.none()),
     },
 )
 
@@ -432,6 +433,11 @@ def test_unsigned_foreign_or_garbled_tokens_are_401(payload, how):
 
 
 @given(claims)
+@example(
+    {"sub": "u", "role": "CUSTOMER", "iss": "boxoffice", "iat": NOW - 3600, "exp": NOW + 3600,
+     "ver": 0}
+)  # fmt: skip
+@example({"sub": "u", "role": "CUSTOMER", "iss": "boxoffice", "iat": NOW - 3600, "exp": NOW + 3600})
 def test_signed_tokens_pass_only_with_every_claim_right(payload):
     token = jwt.encode(payload, get_settings().jwt_secret, algorithm="HS256")
     rule = (
@@ -441,10 +447,12 @@ def test_signed_tokens_pass_only_with_every_claim_right(payload):
         and payload.get("iat") == NOW - 3600
         and payload.get("exp") == NOW + 3600
         and payload.get("nbf", NOW - 3600) == NOW - 3600
+        and type(payload.get("ver")) is int
+        and payload["ver"] >= 0
     )
     try:
         caller = tokens.verify(token)
     except Unauthorized:
         assert not rule
     else:
-        assert rule and caller == tokens.Caller(payload["sub"], payload["role"])
+        assert rule and caller == tokens.Caller(payload["sub"], payload["role"], payload["ver"])
