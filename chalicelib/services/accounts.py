@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import psycopg
@@ -13,7 +15,7 @@ from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from chalicelib.db import in_transaction
-from chalicelib.domain.errors import Conflict, Unauthorized
+from chalicelib.domain.errors import Conflict, ServiceUnavailable, Unauthorized
 from chalicelib.settings import DEVELOPMENT_STAGES
 
 
@@ -27,9 +29,50 @@ def password_hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
+# Each argon2 hash or verification takes 64 MiB and a core's worth of work for tens of ms (the
+# library's RFC 9106 low-memory profile): a burst of logins on one process would otherwise run
+# them all at once and need gigabytes. At most HASHING_SLOTS run at a time; a request that finds
+# none free within HASHING_WAIT_S answers 503 with Retry-After (the service is busy, not this
+# caller over a limit; the per-IP limit on /auth/* is the 429).
+HASHING_SLOTS = 4
+HASHING_WAIT_S = 1.0
+_hashing_slots = threading.BoundedSemaphore(HASHING_SLOTS)
+
+
+class PasswordHashingBusy(ServiceUnavailable):
+    retry_after = 1
+
+    def __init__(self) -> None:
+        super().__init__("too many sign-ins at once; retry in a second")
+
+
+@contextlib.contextmanager
+def _hashing_slot() -> Iterator[None]:
+    slots = _hashing_slots
+    if not slots.acquire(timeout=HASHING_WAIT_S):
+        raise PasswordHashingBusy()
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def _hash(password: str) -> str:
+    with _hashing_slot():
+        return password_hasher().hash(password)
+
+
+def _verifies(stored_hash: str, password: str) -> bool:
+    with _hashing_slot():
+        try:
+            return password_hasher().verify(stored_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
 @functools.cache
 def _decoy_hash() -> str:
-    return password_hasher().hash("decoy password for unknown emails")
+    return _hash("decoy password for unknown emails")
 
 
 def user_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +145,7 @@ def sign_up(
     *, email: str, password: str, name: str, role: str = "CUSTOMER"
 ) -> tuple[dict[str, Any], int]:
     """The new user and its token version."""
-    password_hash = password_hasher().hash(password)
+    password_hash = _hash(password)
 
     def work(conn: psycopg.Connection) -> tuple[dict[str, Any], int]:
         row = conn.execute(
@@ -131,20 +174,9 @@ def authenticate(*, email: str, password: str) -> tuple[dict[str, Any], int]:
         ).fetchone()
     )
     stored = row["password_hash"] if row else _decoy_hash()
-    try:
-        password_hasher().verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        raise Unauthorized("email or password is wrong") from None
-    if row is None:
+    if not _verifies(stored, password) or row is None:
         raise Unauthorized("email or password is wrong")
     return user_view(row), row["token_version"]
-
-
-def _has_password(row: dict[str, Any], password: str) -> bool:
-    try:
-        return password_hasher().verify(row["password_hash"], password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def ensure_user(*, email: str, password: str, name: str, role: str) -> tuple[dict[str, Any], bool]:
@@ -157,9 +189,13 @@ def ensure_user(*, email: str, password: str, name: str, role: str) -> tuple[dic
             "SELECT * FROM users WHERE lower(email) = lower(%s)", (email,)
         ).fetchone()
     )
-    if existing is not None and existing["role"] == role and _has_password(existing, password):
+    if (
+        existing is not None
+        and existing["role"] == role
+        and _verifies(existing["password_hash"], password)
+    ):
         return user_view(existing), False
-    password_hash = password_hasher().hash(password)
+    password_hash = _hash(password)
 
     def work(conn: psycopg.Connection) -> tuple[dict[str, Any], bool]:
         row = conn.execute(

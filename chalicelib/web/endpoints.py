@@ -41,6 +41,7 @@ def _caller_with_role(request: Request, role: str) -> tokens.Caller:
 
 @endpoint
 def sign_up(request: Request) -> Response:
+    rate_limits.check_sign_in(request)
     form = parse_model(SignUp, request.raw_body)
     user, version = accounts.sign_up(email=form.email, password=form.password, name=form.name)
     return json_response(
@@ -50,6 +51,7 @@ def sign_up(request: Request) -> Response:
 
 @endpoint
 def log_in(request: Request) -> Response:
+    rate_limits.check_sign_in(request)
     form = parse_model(Credentials, request.raw_body)
     user, version = accounts.authenticate(email=form.email, password=form.password)
     return json_response({"token": tokens.issue(user["id"], user["role"], version)})

@@ -56,6 +56,7 @@ def two_instances() -> Iterator[list[str]]:
         **os.environ,
         "RATE_LIMIT_PER_MINUTE": "6",
         "RATE_LIMIT_HOLDS_PER_MINUTE": "2",
+        "RATE_LIMIT_AUTH_PER_MINUTE": "2",
         "PYTHONPATH": str(ROOT),
     }
     started = [start_instance(env) for _ in range(2)]
@@ -144,6 +145,21 @@ def test_holds_limit_is_shared_by_two_instances(two_instances, make_user, make_s
         assert requests.get(f"{url}/me/purchases", headers=auth, timeout=5).status_code == 200
     refused = requests.get(f"{second}/me/purchases", headers=auth, timeout=5)
     assert_limited(refused.status_code, refused.headers)
+
+
+@pytest.mark.slow
+def test_sign_in_limit_is_per_ip_and_shared_by_two_instances(two_instances, make_user):
+    first, second = two_instances
+    user = make_user()
+    login = {"email": user["email"], "password": "password123"}
+    signup = {"email": "fresh@example.com", "password": "password123", "name": "F"}
+    assert requests.post(f"{first}/auth/login", json=login, timeout=5).status_code == 200
+    assert requests.post(f"{second}/auth/signup", json=signup, timeout=5).status_code == 201
+    for url, path, body in ((first, "signup", signup), (second, "login", login)):
+        refused = requests.post(f"{url}/auth/{path}", json=body, timeout=5)
+        assert_limited(refused.status_code, refused.headers)
+    # 2 sign-ins of the general 6: the other routes still answer.
+    assert requests.get(f"{first}/sessions?limit=1", timeout=5).status_code == 200
 
 
 @pytest.mark.slow
