@@ -96,6 +96,25 @@ def _counter_changes(event: dict[str, Any]) -> dict[str, int]:
     return {}
 
 
+def parse_counted_event(body: str) -> dict[str, Any]:
+    """An event for the analytics counters, whose payload can be counted: PoisonMessage if not
+    (so one malformed event fails alone, before its batch's transaction)."""
+    event = parse_event(body)
+    try:
+        changes = _counter_changes(event)
+        if changes:
+            payload = event["payload"]
+            uuid.UUID(str(payload["session_id"]))
+            counts_seats = "sold_seats" in changes or "released_seats" in changes
+            if counts_seats and not isinstance(payload["seats"], list):
+                raise TypeError("seats is not a list")
+            if not all(type(value) is int and value >= 0 for value in changes.values()):
+                raise TypeError("a count or an amount is not a whole number")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PoisonMessage(f"cannot count {event['type']} event {event['id']}: {exc}") from exc
+    return event
+
+
 def record_analytics(event: dict[str, Any]) -> bool:
     """analytics: per-session counters."""
     changes = _counter_changes(event)

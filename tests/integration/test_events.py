@@ -403,3 +403,95 @@ def _peek(queue_name: str) -> list[str]:
         QueueUrl=clients.queue_url(queue_name), MaxNumberOfMessages=10, VisibilityTimeout=0
     )
     return [m["Body"] for m in got.get("Messages", [])]
+
+
+# --- poison messages never take good ones with them; dead letters can be sent back -------------
+
+
+def received_batch(queue_name: str, bodies: list[str]) -> Any:
+    """These bodies sent to a real queue and received back as one Lambda SQS batch (receipt
+    handles that a handler can delete), with a 1 s visibility timeout."""
+    from chalice.app import SQSEvent
+
+    from chalicelib.local.event_runner import sqs_event
+
+    sqs = clients.client("sqs")
+    url = clients.queue_url(queue_name)
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    messages: list[dict[str, Any]] = []
+    while len(messages) < len(bodies):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
+        messages += got.get("Messages", [])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    by_body = {m["Body"]: m for m in messages}
+    return SQSEvent(sqs_event([by_body[b] for b in bodies], arn["QueueArn"]), None)
+
+
+def returned_after_visibility(queue_name: str) -> list[str]:
+    time.sleep(1.2)
+    got = clients.client("sqs").receive_message(
+        QueueUrl=clients.queue_url(queue_name), MaxNumberOfMessages=10, WaitTimeSeconds=1
+    )
+    return sorted(m["Body"] for m in got.get("Messages", []))
+
+
+@pytest.mark.usefixtures("quiet_queues")
+def test_a_poison_event_in_an_analytics_batch_fails_alone(client, customer, make_session, db):
+    """Good events counted and deleted from the queue; an event that cannot be counted (a
+    payload without seats) and one the database refuses (revenue beyond bigint) fail alone."""
+    session = make_session()
+    held = hold(client, customer, session["id"], ["A1", "A2"])
+    client.post(f"/reservations/{held['id']}/payment", token=customer["token"])
+    cancelled = hold(client, customer, session["id"], ["B1"])
+    client.delete(f"/reservations/{cancelled['id']}", token=customer["token"])
+    good = [
+        json.dumps(row["body"])
+        for row in db.execute(
+            "SELECT body FROM outbox WHERE event_type IN ('payment.confirmed', 'seats.released')"
+            " ORDER BY id"
+        )
+    ]
+    paid = json.loads(good[0])
+    no_seats = json.dumps(
+        {**paid, "id": str(uuid.uuid4()), "payload": {"session_id": session["id"]}}
+    )
+    overflow = json.dumps(
+        {
+            **paid,
+            "id": str(uuid.uuid4()),
+            "payload": {**paid["payload"], "amount_cents": 2**63},
+        }
+    )
+    analytics = get_settings().analytics_queue_name
+    batch = received_batch(analytics, [good[0], no_seats, overflow, good[1]])
+
+    with pytest.raises(handlers.BatchFailed, match="2 of 4"):
+        handlers.count_batch(batch)
+
+    stats = db.execute(
+        "SELECT sold_seats, revenue_cents, released_seats FROM session_stats"
+    ).fetchall()
+    assert stats == [{"sold_seats": 2, "revenue_cents": 5000, "released_seats": 1}]
+    assert returned_after_visibility(analytics) == sorted([no_seats, overflow])
+
+
+@pytest.mark.usefixtures("quiet_queues")
+def test_a_poison_event_in_a_notifications_batch_fails_alone(client, customer, make_session, db):
+    session = make_session()
+    held = hold(client, customer, session["id"], ["A1"])
+    client.post(f"/reservations/{held['id']}/payment", token=customer["token"])
+    good = json.dumps(
+        db.execute("SELECT body FROM outbox WHERE event_type = 'payment.confirmed'").fetchone()[
+            "body"
+        ]
+    )
+    bad = json.dumps({**json.loads(good), "id": str(uuid.uuid4()), "payload": {}})
+    notifications = get_settings().notifications_queue_name
+    batch = received_batch(notifications, [bad, good])
+
+    with pytest.raises(handlers.BatchFailed, match="1 of 2"):
+        handlers.process_batch(batch, handlers.notify)
+
+    assert db.execute("SELECT count(*) AS n FROM receipts").fetchone()["n"] == 1
+    assert returned_after_visibility(notifications) == [bad]
