@@ -495,3 +495,65 @@ def test_a_poison_event_in_a_notifications_batch_fails_alone(client, customer, m
 
     assert db.execute("SELECT count(*) AS n FROM receipts").fetchone()["n"] == 1
     assert returned_after_visibility(notifications) == [bad]
+
+
+def _dead_letter(queue_name: str, bodies: list[str]) -> None:
+    sqs = clients.client("sqs")
+    url = clients.queue_url(f"{queue_name}-dlq")
+    for body in bodies:
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=body,
+            MessageAttributes={"event_type": {"DataType": "String", "StringValue": "x"}},
+        )
+
+
+def test_redrive_sends_dead_letters_back_to_their_queue(
+    client, customer, make_session, db, quiet_queues, capsys
+):
+    """A payment event dead-lettered (as during a long database outage) goes back to the
+    notifications queue with `python -m chalicelib.admin redrive`, and its receipt is then
+    recorded; --max bounds how many move."""
+    from chalicelib import admin
+
+    session = make_session()
+    held = hold(client, customer, session["id"], ["A1"])
+    sale = client.post(f"/reservations/{held['id']}/payment", token=customer["token"]).body
+    event = json.dumps(
+        db.execute("SELECT body FROM outbox WHERE event_type = 'payment.confirmed'").fetchone()[
+            "body"
+        ]
+    )
+    notifications = get_settings().notifications_queue_name
+    drain(f"{notifications}-dlq", wait=0.3)
+    _dead_letter(notifications, [event, "second", "third"])
+
+    assert admin.main(["redrive", "--queue", "notifications", "--max", "1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"queue": "notifications", "moved": 1}
+    assert admin.main(["redrive", "--queue", "notifications"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"queue": "notifications", "moved": 2}
+    assert _peek(f"{notifications}-dlq") == []
+
+    sqs = clients.client("sqs")
+    url = clients.queue_url(notifications)
+    back: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while len(back) < 3 and time.monotonic() < deadline:
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        back += got.get("Messages", [])
+    assert sorted(m["Body"] for m in back) == sorted([event, "second", "third"])
+    assert all(m["MessageAttributes"]["event_type"]["StringValue"] == "x" for m in back)
+    handlers.notify(next(m["Body"] for m in back if m["Body"] == event))
+    receipts = client.get("/me/receipts", token=customer["token"]).body["items"]
+    assert [r["sale_id"] for r in receipts] == [sale["id"]]
+
+
+def test_redrive_names_only_known_queues(capsys):
+    from chalicelib import admin
+
+    with pytest.raises(SystemExit):
+        admin.main(["redrive", "--queue", "receipts"])
+    with pytest.raises(SystemExit):
+        admin.main(["redrive", "--queue", "analytics", "--max", "0"])
