@@ -565,3 +565,39 @@ def test_redrive_names_only_known_queues(capsys):
         admin.main(["redrive", "--queue", "receipts"])
     with pytest.raises(SystemExit):
         admin.main(["redrive", "--queue", "analytics", "--max", "0"])
+
+
+def test_a_row_sns_refuses_for_good_is_parked_and_the_rest_go_on(
+    client, customer, make_session, db, quiet_queues
+):
+    """An event SNS refuses for good (here: over SNS's 256 KiB) between two good ones: it is
+    parked with SNS's error, the events after it still leave, in order, and it is never sent
+    again."""
+    from psycopg.types.json import Jsonb
+
+    session = make_session()
+    held = hold(client, customer, session["id"], ["A1"])
+    db.execute(
+        """
+        INSERT INTO outbox (event_id, destination, event_type, aggregate_id, body)
+        VALUES (%s, 'events', 'payment.confirmed', %s, %s)
+        """,
+        (str(uuid.uuid4()), held["id"], Jsonb({"padding": "x" * 300_000})),
+    )
+    sale = client.post(f"/reservations/{held['id']}/payment", token=customer["token"]).body
+
+    assert relay.publish_backlog() == 3  # created, expiry due, payment confirmed
+    rows = db.execute(
+        "SELECT event_type, published_at IS NOT NULL AS sent, parked_at IS NOT NULL AS parked,"
+        " last_error FROM outbox ORDER BY id"
+    ).fetchall()
+    assert [(r["event_type"], r["sent"], r["parked"]) for r in rows] == [
+        ("reservation.created", True, False),
+        ("reservation.expiry_due", True, False),
+        ("payment.confirmed", False, True),
+        ("payment.confirmed", True, False),
+    ]
+    assert "InvalidParameter" in rows[2]["last_error"]
+    analytics = drain(get_settings().analytics_queue_name, wait=2)
+    assert [e["payload"]["sale_id"] for e in analytics] == [sale["id"]]
+    assert relay.relay_batch() == (0, 0)  # the parked row is not claimed again
