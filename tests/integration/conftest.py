@@ -128,6 +128,18 @@ def hold_seconds(monkeypatch) -> Callable[[int], None]:
 
 
 @pytest.fixture
+def seats_per_customer(monkeypatch) -> Callable[[int], None]:
+    """Change SEATS_PER_CUSTOMER for one test (0: no cap)."""
+
+    def set_to(seats: int) -> None:
+        monkeypatch.setenv("SEATS_PER_CUSTOMER", str(seats))
+        get_settings.cache_clear()
+
+    yield set_to
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def outbox_relay() -> Iterator[None]:
     """The outbox relay running, as the relay function runs it (events reach SNS and SQS)."""
     from chalicelib.events import relay
