@@ -194,7 +194,10 @@ class IdempotencyHeader(BaseModel):
         description=(
             "Optional, 1-255 printable ASCII characters. A repeat with the same key by the same "
             "user returns the first answer (status and body) for 24 h; the same key with a "
-            "different request answers 422, and while the first is still running, 409."
+            "different request answers 422, and while the first is still running, 409. Kept "
+            "answers: successes, 409 SeatUnavailable, InvalidState and HoldLimitReached, 410 "
+            "HoldExpired; after any other answer the key is free for a retry. A user has at most "
+            "1000 live keys; beyond that a key is not kept (the request runs as without one)."
         ),
     )
 
@@ -347,6 +350,12 @@ class ErrorBody(BaseModel):
     Message: str = Field(description="What went wrong, for a person")
     seats: list[str] = Field(
         default_factory=list, description="The seats concerned (SeatUnavailable, NotFound)"
+    )
+    limit: int | None = Field(
+        None, ge=1, description="HoldLimitReached: the seats a customer may hold and own"
+    )
+    held_seats: int | None = Field(
+        None, ge=0, description="HoldLimitReached: the seats the customer holds and owns now"
     )
 
 
