@@ -207,6 +207,34 @@ def test_expiry_message_early_late_twice_or_after_payment_is_harmless(
     ]
 
 
+def received_batch(queue_name: str, bodies: list[str]) -> Any:
+    """These bodies sent to a real queue and received back as one Lambda SQS batch (receipt
+    handles that a handler can delete), with a 1 s visibility timeout."""
+    from chalice.app import SQSEvent
+
+    from chalicelib.local.event_runner import sqs_event
+
+    sqs = clients.client("sqs")
+    url = clients.queue_url(queue_name)
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    messages: list[dict[str, Any]] = []
+    while len(messages) < len(bodies):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
+        messages += got.get("Messages", [])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    by_body = {m["Body"]: m for m in messages}
+    return SQSEvent(sqs_event([by_body[b] for b in bodies], arn["QueueArn"]), None)
+
+
+def returned_after_visibility(queue_name: str) -> list[str]:
+    time.sleep(1.2)
+    got = clients.client("sqs").receive_message(
+        QueueUrl=clients.queue_url(queue_name), MaxNumberOfMessages=10, WaitTimeSeconds=1
+    )
+    return sorted(m["Body"] for m in got.get("Messages", []))
+
+
 @pytest.mark.usefixtures("quiet_queues")
 def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     client, customer, make_session, db
@@ -215,30 +243,18 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     message that is not an expiry message. The due ones expire, the early one gets a new
     message, the good records are deleted from the queue, and only the bad one is left for
     redelivery."""
-    from chalice.app import SQSEvent
-
-    from chalicelib.local.event_runner import sqs_event
-
     session = make_session()
     due = [hold(client, customer, session["id"], [seat])["id"] for seat in ("B1", "B2")]
     early = hold(client, customer, session["id"], ["B3"])["id"]
     move_hold_end(db, due, -timedelta(seconds=1))
-    sqs = clients.client("sqs")
-    url = clients.queue_url(get_settings().expiry_queue_name)
     bodies = [
         json.dumps({"reservation_ids": due}),  # as the relay sends holds due in the same second
         json.dumps({"reservation_id": early}),
         json.dumps({"reservation_id": due[0]}),
         "not json",
     ]
-    for body in bodies:
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    messages: list[dict[str, Any]] = []
-    while len(messages) < len(bodies):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
-        messages += got.get("Messages", [])
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    event = SQSEvent(sqs_event(messages, arn["QueueArn"]), None)
+    expiry = get_settings().expiry_queue_name
+    event = received_batch(expiry, bodies)
 
     with pytest.raises(handlers.BatchFailed, match="1 of 4"):
         handlers.expire_batch(event)
@@ -255,9 +271,7 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
         (early,),
     ).fetchone()
     assert rescheduled["n"] == 2  # the hold's own message, and the one for the time left
-    time.sleep(1.2)  # the receive's visibility timeout runs out: what was not deleted returns
-    returned = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-    assert [m["Body"] for m in returned.get("Messages", [])] == ["not json"]
+    assert returned_after_visibility(expiry) == ["not json"]  # what was not deleted returns
 
 
 def test_an_expiry_message_up_to_a_second_early_is_waited_out_not_rescheduled(
@@ -406,34 +420,6 @@ def _peek(queue_name: str) -> list[str]:
 
 
 # --- poison messages never take good ones with them; dead letters can be sent back -------------
-
-
-def received_batch(queue_name: str, bodies: list[str]) -> Any:
-    """These bodies sent to a real queue and received back as one Lambda SQS batch (receipt
-    handles that a handler can delete), with a 1 s visibility timeout."""
-    from chalice.app import SQSEvent
-
-    from chalicelib.local.event_runner import sqs_event
-
-    sqs = clients.client("sqs")
-    url = clients.queue_url(queue_name)
-    for body in bodies:
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    messages: list[dict[str, Any]] = []
-    while len(messages) < len(bodies):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
-        messages += got.get("Messages", [])
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    by_body = {m["Body"]: m for m in messages}
-    return SQSEvent(sqs_event([by_body[b] for b in bodies], arn["QueueArn"]), None)
-
-
-def returned_after_visibility(queue_name: str) -> list[str]:
-    time.sleep(1.2)
-    got = clients.client("sqs").receive_message(
-        QueueUrl=clients.queue_url(queue_name), MaxNumberOfMessages=10, WaitTimeSeconds=1
-    )
-    return sorted(m["Body"] for m in got.get("Messages", []))
 
 
 @pytest.mark.usefixtures("quiet_queues")

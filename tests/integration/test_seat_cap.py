@@ -112,25 +112,17 @@ def test_only_the_same_customers_holds_wait_for_each_other(make_user, make_sessi
         psycopg.connect(url, row_factory=dict_row) as in_progress,
         psycopg.connect(url, row_factory=dict_row) as other,
     ):
-        take_seats(
-            in_progress,
-            customer_id=first["id"],
-            session_id=session["id"],
-            seats=["A1"],
-            hold_seconds=30,
-        )
+
+        def hold_on(conn: psycopg.Connection, who: dict, seat: str) -> None:
+            take_seats(
+                conn, customer_id=who["id"], session_id=session["id"], seats=[seat], hold_seconds=30
+            )
+
+        hold_on(in_progress, first, "A1")
         other.execute("SET lock_timeout = '300ms'")
-        take_seats(
-            other, customer_id=second["id"], session_id=session["id"], seats=["A2"], hold_seconds=30
-        )
+        hold_on(other, second, "A2")  # another buyer: no wait
         other.commit()
         with pytest.raises(pg_errors.LockNotAvailable):
-            take_seats(
-                other,
-                customer_id=first["id"],
-                session_id=session["id"],
-                seats=["A3"],
-                hold_seconds=30,
-            )
+            hold_on(other, first, "A3")  # the same customer: waits for the first to finish
         other.rollback()
         in_progress.commit()
