@@ -83,6 +83,7 @@ class Settings:
     token_seconds: int
     rate_limit_per_minute: int
     rate_limit_holds_per_minute: int
+    rate_limit_auth_per_minute: int
     seats_per_customer: int
     events_topic_name: str
     expiry_queue_name: str
@@ -143,6 +144,7 @@ class Settings:
             token_seconds=_int("TOKEN_SECONDS", 24 * 3600, minimum=1),
             rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
             rate_limit_holds_per_minute=_int("RATE_LIMIT_HOLDS_PER_MINUTE", 30),
+            rate_limit_auth_per_minute=_int("RATE_LIMIT_AUTH_PER_MINUTE", 20),
             seats_per_customer=_int("SEATS_PER_CUSTOMER", 10),
             events_topic_name=_env("EVENTS_TOPIC_NAME") or f"{prefix}-events",
             expiry_queue_name=_env("EXPIRY_QUEUE_NAME") or f"{prefix}-expiry",

@@ -18,6 +18,7 @@ os.environ.update(
         "JWT_SECRET": "test-secret-of-at-least-thirty-two-characters",
         "RATE_LIMIT_PER_MINUTE": "0",
         "RATE_LIMIT_HOLDS_PER_MINUTE": "0",
+        "RATE_LIMIT_AUTH_PER_MINUTE": "0",
         "DB_POOL_SIZE": "16",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",

@@ -20,6 +20,7 @@ from tenacity import (
     RetryError,
     Retrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     wait_random_exponential,
 )
@@ -112,7 +113,10 @@ def _attempt(work: Callable[[psycopg.Connection], T]) -> T:
 def in_transaction(work: Callable[[psycopg.Connection], T], *, attempts: int = 4) -> T:
     """Run `work(conn)` in one transaction and commit it; retry transient failures."""
     retrying = Retrying(
-        retry=retry_if_exception_type(TRANSIENT_ERRORS),
+        # PoolTimeout is an OperationalError too, but not a transient one to retry: the pool has
+        # already waited its 2 s for a connection, and each retry would wait them again while the
+        # worker is held. A full pool or a dead server answers 503 after that one wait.
+        retry=retry_if_exception_type(TRANSIENT_ERRORS) & retry_if_not_exception_type(PoolTimeout),
         stop=stop_after_attempt(attempts),
         wait=wait_random_exponential(multiplier=0.02, max=0.5),
         before_sleep=lambda state: logger.warning(

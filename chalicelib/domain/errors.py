@@ -54,6 +54,20 @@ class InvalidState(BoxOfficeError):
     code, status = "InvalidState", 409
 
 
+class HoldLimitReached(BoxOfficeError):
+    """The hold would give the customer more than SEATS_PER_CUSTOMER seats of the session."""
+
+    code, status = "HoldLimitReached", 409
+
+    def __init__(self, limit: int, held_seats: int) -> None:
+        super().__init__(
+            f"you hold or own {held_seats} seats of this session; a customer may have at most "
+            f"{limit}",
+            limit=limit,
+            held_seats=held_seats,
+        )
+
+
 class IdempotencyKeyInProgress(BoxOfficeError):
     code, status = "IdempotencyKeyInProgress", 409
 

@@ -11,6 +11,10 @@ runtime:
 The two settings must go together: a reported failure without ReportBatchItemFailures on the
 event source would count as success and delete the failed messages, which is why the packaging
 tests check the template sets both or neither.
+One poison message never takes good ones with it: a batch handled in one transaction (analytics,
+expiries) whose transaction fails for any reason but an unreachable database is handled again
+message by message, and only the messages that fail alone are failed. `python -m chalicelib.admin
+redrive` sends dead-lettered messages back once their cause is fixed (chalicelib/events/redrive.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import clients
 from chalicelib.cache import seat_maps
+from chalicelib.domain.errors import ServiceUnavailable
 from chalicelib.events import relay, subscribers
 from chalicelib.log import logger
 from chalicelib.services import reservations
@@ -108,7 +113,7 @@ def notify(body: str) -> None:
 
 
 def count(body: str) -> None:
-    subscribers.record_analytics(subscribers.parse_event(body))
+    subscribers.record_analytics(subscribers.parse_counted_event(body))
 
 
 def _expiring_reservations(body: str) -> list[str]:
@@ -132,8 +137,10 @@ def _handle_together(
     records: Iterable[SQSRecord], parse: Callable[[str], Any], handle_all: Callable[[list], Any]
 ) -> int:
     """A batch whose parsed messages go to one call (a transaction, or a few for expiries). A
-    message that cannot be parsed fails alone (retried, then dead-lettered); a failed call fails
-    the batch, which SQS delivers again (the handlers are idempotent)."""
+    message that cannot be parsed fails alone (retried, then dead-lettered). If the call fails
+    because PostgreSQL is unreachable, the whole batch fails and SQS delivers it again (the
+    handlers are idempotent); if it fails for any other reason, a message in it may be poison, so
+    each message is handled again on its own and only those that fail alone are left to SQS."""
     good: list[SQSRecord] = []
     poison: list[SQSRecord] = []
     parsed: list[Any] = []
@@ -145,10 +152,35 @@ def _handle_together(
             logger.exception("message failed; it will be retried, then dead-lettered")
             poison.append(record)
     if parsed:
-        handle_all(parsed)
+        try:
+            handle_all(parsed)
+        except ServiceUnavailable:
+            raise
+        except Exception:
+            logger.exception("batch failed; handling its messages one by one")
+            good, failed = _one_by_one(good, parsed, handle_all)
+            poison += failed
     if poison:
         _fail_part(good, poison)
     return len(good)
+
+
+def _one_by_one(
+    records: list[SQSRecord], parsed: list[Any], handle_all: Callable[[list], Any]
+) -> tuple[list[SQSRecord], list[SQSRecord]]:
+    """Each message in a call of its own: (the records handled, the records that failed)."""
+    done: list[SQSRecord] = []
+    failed: list[SQSRecord] = []
+    for record, message in zip(records, parsed, strict=True):
+        try:
+            handle_all([message])
+            done.append(record)
+        except ServiceUnavailable:
+            raise
+        except Exception:
+            logger.exception("message failed; it will be retried, then dead-lettered")
+            failed.append(record)
+    return done, failed
 
 
 def expire_batch(records: Iterable[SQSRecord]) -> int:
@@ -177,7 +209,9 @@ def expire_when_due(reservation_ids: list[str]) -> None:
 
 def count_batch(records: Iterable[SQSRecord]) -> int:
     """The analytics queue: a batch of events counted in one transaction."""
-    return _handle_together(records, subscribers.parse_event, subscribers.record_analytics_batch)
+    return _handle_together(
+        records, subscribers.parse_counted_event, subscribers.record_analytics_batch
+    )
 
 
 def expire(body: str) -> None:

@@ -13,6 +13,11 @@ idempotent on the event id (at-least-once delivery). Events leave in outbox orde
 time (an advisory lock), stopping at the first failure: a reservation's events are written by
 transactions that its row lock puts one after another, so its events leave in the order they
 happened. Standard SNS/SQS may still reorder them on the way; consumers do not depend on order.
+
+A row SNS or SQS refuses for good (`refused_for_good`: the sender's fault, such as an invalid
+parameter; not a throttle or a network error) is parked: it gets `parked_at` and its
+`last_error`, is logged and counted (`outbox_parked`), is never claimed again, and the rows
+behind it go on in order. Parked rows wait for a human (see docs/security.md).
 """
 
 from __future__ import annotations
@@ -58,11 +63,34 @@ def _sender_pool() -> ThreadPoolExecutor:
     return _senders
 
 
+# Per-entry errors no retry can fix: the message itself is wrong. Only these park a row; anything
+# else (a throttle, an internal error, a KMS or permission problem, which stops every row alike)
+# leaves it queued for the next round.
+PERMANENT_ENTRY_ERRORS = frozenset(
+    {"InvalidParameter", "InvalidParameterValue", "InvalidMessageContents", "MessageTooLong"}
+)
+
+
+def refused_for_good(entry: dict[str, Any]) -> bool:
+    """Whether a batch call's failed entry is permanent for that message."""
+    return bool(entry.get("SenderFault")) and entry.get("Code") in PERMANENT_ENTRY_ERRORS
+
+
+def _refusals(answer: dict[str, Any]) -> dict[str, str]:
+    """A batch answer's entries refused for good: entry id -> SNS's or SQS's reason."""
+    return {
+        entry["Id"]: f"{entry.get('Code')}: {entry.get('Message', '')}"[:1000]
+        for entry in answer.get("Failed", [])
+        if refused_for_good(entry)
+    }
+
+
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _send_events(chunk: list[dict[str, Any]]) -> list[int]:
+def _send_events(chunk: list[dict[str, Any]]) -> tuple[list[int], dict[int, str]]:
+    """One PublishBatch: the ids that went out, and those refused for good with why."""
     answer = clients.client("sns").publish_batch(
         TopicArn=clients.events_topic_arn(),
         PublishBatchRequestEntries=[
@@ -76,7 +104,8 @@ def _send_events(chunk: list[dict[str, Any]]) -> list[int]:
             for row in chunk
         ],
     )
-    return [int(entry["Id"]) for entry in answer.get("Successful", [])]
+    went = [int(entry["Id"]) for entry in answer.get("Successful", [])]
+    return went, {int(row_id): error for row_id, error in _refusals(answer).items()}
 
 
 def _expiry_messages(rows: list[dict[str, Any]]) -> list[tuple[datetime, list[int]]]:
@@ -104,8 +133,9 @@ def delay_until(second: datetime, now: datetime) -> int:
 
 def _send_expiry_messages(
     messages: list[tuple[datetime, list[int]]], reservation_of: dict[int, str], now: datetime
-) -> list[int]:
-    """One SendMessageBatch (at most SQS_BATCH messages); the outbox ids that went out."""
+) -> tuple[list[int], dict[int, str]]:
+    """One SendMessageBatch (at most SQS_BATCH messages): the outbox ids that went out, and those
+    whose message was refused for good, with why."""
     answer = clients.client("sqs").send_message_batch(
         QueueUrl=clients.queue_url(get_settings().expiry_queue_name),
         Entries=[
@@ -120,12 +150,16 @@ def _send_expiry_messages(
         ],
     )
     sent = {entry["Id"] for entry in answer.get("Successful", [])}
-    return [i for _, ids in messages if str(ids[0]) in sent for i in ids]
+    refused = _refusals(answer)
+    return (
+        [i for _, ids in messages if str(ids[0]) in sent for i in ids],
+        {i: refused[str(ids[0])] for _, ids in messages if str(ids[0]) in refused for i in ids},
+    )
 
 
-def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
-    """Expiry chunks in parallel, events in order beside them; the ids that went out and the
-    failures."""
+def _send(rows: list[dict[str, Any]]) -> tuple[list[int], dict[int, str], list[Exception]]:
+    """Expiry chunks in parallel, events in order beside them; the ids that went out, those
+    refused for good (with why), and the failures."""
     claimed_at, claimed_on = rows[0]["now"], time.monotonic()
 
     def database_now() -> datetime:
@@ -135,7 +169,7 @@ def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
     expiring = [r for r in rows if r["destination"] == "expiry"]
     reservation_of = {row["id"]: row["body"]["reservation_id"] for row in expiring}
     events = [r for r in rows if r["destination"] == "events"]
-    calls: list[Callable[[], list[int]]] = [
+    calls: list[Callable[[], tuple[list[int], dict[int, str]]]] = [
         lambda chunk=chunk: _send_expiry_messages(chunk, reservation_of, database_now())
         for chunk in _chunks(_expiry_messages(expiring), SQS_BATCH)
     ]
@@ -143,41 +177,50 @@ def _send(rows: list[dict[str, Any]]) -> tuple[list[int], list[Exception]]:
         calls.append(lambda: _send_events_in_order(events))
     futures = [_sender_pool().submit(call) for call in calls]
     sent: list[int] = []
+    parked: dict[int, str] = {}
     failures: list[Exception] = []
     for future in futures:
         try:
-            sent += future.result()
+            went, refused = future.result()
         except _PartlySent as exc:
-            sent += exc.sent
+            went, refused = exc.sent, exc.parked
             failures.append(exc.error)
         except (BotoCoreError, ClientError) as exc:
+            went, refused = [], {}
             failures.append(exc)
-    return sent, failures
+        sent += went
+        parked.update(refused)
+    return sent, parked, failures
 
 
 class _PartlySent(Exception):
-    def __init__(self, sent: list[int], error: Exception) -> None:
+    def __init__(self, sent: list[int], parked: dict[int, str], error: Exception) -> None:
         super().__init__(repr(error))
-        self.sent, self.error = sent, error
+        self.sent, self.parked, self.error = sent, parked, error
 
 
-def _send_events_in_order(rows: list[dict[str, Any]]) -> list[int]:
+def _send_events_in_order(rows: list[dict[str, Any]]) -> tuple[list[int], dict[int, str]]:
     """Event chunks one after another in outbox order, stopping at the first that fails (or at
-    an entry SNS refused), so that a reservation's later event never leaves before an earlier one
-    that is still waiting."""
+    an entry SNS did not take and may take later), so that a reservation's later event never
+    leaves before an earlier one that is still waiting. An entry refused for good is passed over
+    (to be parked): it will never leave."""
     sent: list[int] = []
+    parked: dict[int, str] = {}
     for chunk in _chunks(rows, SNS_BATCH):
         try:
-            went = _send_events(chunk)
+            went, refused = _send_events(chunk)
         except (BotoCoreError, ClientError) as exc:
-            raise _PartlySent(sent, exc) from exc
+            raise _PartlySent(sent, parked, exc) from exc
         in_order = [row["id"] for row in chunk]
         # Keep only the unbroken run from the start of the chunk.
         for row_id in in_order:
-            if row_id not in went:
-                return sent
-            sent.append(row_id)
-    return sent
+            if row_id in refused:
+                parked[row_id] = refused[row_id]
+            elif row_id in went:
+                sent.append(row_id)
+            else:
+                return sent, parked
+    return sent, parked
 
 
 def _claim(conn: psycopg.Connection, destination: str, limit: int) -> list[dict[str, Any]]:
@@ -185,7 +228,7 @@ def _claim(conn: psycopg.Connection, destination: str, limit: int) -> list[dict[
         """
         SELECT id, destination, event_type, body, deliver_at, now() AS now
           FROM outbox
-         WHERE published_at IS NULL AND destination = %s
+         WHERE published_at IS NULL AND parked_at IS NULL AND destination = %s
          ORDER BY id
          LIMIT %s
            FOR UPDATE SKIP LOCKED
@@ -194,9 +237,26 @@ def _claim(conn: psycopg.Connection, destination: str, limit: int) -> list[dict[
     ).fetchall()
 
 
+def _park(conn: psycopg.Connection, parked: dict[int, str]) -> None:
+    """Rows refused for good leave the queue of rows to send, with the reason, for a human."""
+    conn.execute(
+        """
+        UPDATE outbox SET parked_at = now(), last_error = refused.error
+          FROM unnest(%s::bigint[], %s::text[]) AS refused(id, error)
+         WHERE outbox.id = refused.id
+        """,
+        (list(parked), list(parked.values())),
+    )
+    logger.error(
+        "outbox rows refused for good are parked",
+        extra={"metric": "outbox_parked", "parked": len(parked), "errors": parked},
+    )
+
+
 def _relay_batch(conn: psycopg.Connection, limit: int) -> tuple[int, int]:
     """Claim up to `limit` unsent rows (skipping rows another relay holds), send them, mark the
-    ones that went out. Returns (claimed, sent)."""
+    ones that went out and park the ones refused for good. Returns (claimed, sent), parked rows
+    counted in neither: they are settled, not waiting."""
     conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{CLAIM_TIMEOUT}'")
     # Expiry rows first: their messages must leave before their holds run out, and they are
     # cheap (coalesced); events can wait for the next round. Expiry messages need no order, so
@@ -208,12 +268,14 @@ def _relay_batch(conn: psycopg.Connection, limit: int) -> tuple[int, int]:
         rows += _claim(conn, "events", limit)
     if not rows:
         return 0, 0
-    sent, failures = _send(rows)
+    sent, parked, failures = _send(rows)
     if failures:
         logger.warning(
             "could not publish outbox rows; they stay queued for the next round",
-            extra={"error": repr(failures[0]), "pending": len(rows) - len(sent)},
+            extra={"error": repr(failures[0]), "pending": len(rows) - len(sent) - len(parked)},
         )
+    if parked:
+        _park(conn, parked)
     conn.execute(
         """
         UPDATE outbox
@@ -223,7 +285,7 @@ def _relay_batch(conn: psycopg.Connection, limit: int) -> tuple[int, int]:
         """,
         {"sent": sent, "all": [r["id"] for r in rows]},
     )
-    return len(rows), len(sent)
+    return len(rows) - len(parked), len(sent)
 
 
 def relay_batch(limit: int = BATCH_ROWS) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from chalicelib.domain import events
 from chalicelib.domain.errors import HoldExpired
 from chalicelib.domain.reservations import check_can_pay
 from chalicelib.events import outbox
+from chalicelib.services.accounts import SignedIn, on_behalf_of
 from chalicelib.services.reservations import lock_own_reservation
 
 
@@ -30,7 +31,9 @@ def confirm_payment(
     conn: psycopg.Connection, reservation_id: str, customer_id: str
 ) -> tuple[dict[str, Any], list[int]]:
     """Inside the caller's transaction. The hold's time is checked under the reservation's row
-    lock, on the database clock, and the seats are sold only if this hold still owns all of them."""
+    lock, on the database clock at that moment, and the seats are sold only if this hold still
+    owns all of them. A live hold is paid even if its session started meanwhile: the customer
+    acted within the time the box office gave (no hold is taken once a session started)."""
     reservation, now = lock_own_reservation(conn, reservation_id, customer_id)
     if not check_can_pay(reservation["status"], reservation["expires_at"], now):
         sale = conn.execute(
@@ -84,11 +87,15 @@ def confirm_payment(
     return sale_view(sale, reservation["seats"]), outbox_ids
 
 
-def pay_reservation(reservation_id: str, customer_id: str) -> tuple[dict[str, Any], list[int]]:
-    return in_transaction(lambda conn: confirm_payment(conn, reservation_id, customer_id))
+def pay_reservation(
+    reservation_id: str, customer_id: str, *, signed_in: SignedIn | None = None
+) -> tuple[dict[str, Any], list[int]]:
+    return in_transaction(
+        on_behalf_of(signed_in, lambda conn: confirm_payment(conn, reservation_id, customer_id))
+    )
 
 
-def purchase_history(customer_id: str) -> dict[str, Any]:
+def purchase_history(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
     def work(conn: psycopg.Connection) -> dict[str, Any]:
         rows = conn.execute(
             """
@@ -118,4 +125,4 @@ def purchase_history(customer_id: str) -> dict[str, Any]:
             ]
         }
 
-    return in_transaction(work)
+    return in_transaction(on_behalf_of(signed_in, work))

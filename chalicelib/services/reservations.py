@@ -1,11 +1,19 @@
-"""Holds: take seats all-or-nothing without ever waiting on a lock; read, cancel and expire them.
+"""Holds: take seats all-or-nothing without ever waiting on another buyer; read, cancel and expire
+them.
 
 Race strategy. A hold locks the seat rows it wants with `FOR NO KEY UPDATE SKIP LOCKED`: a seat
 row that another transaction is taking right now is simply not returned, so the buyer learns at
 once that the seat is contested (409) instead of queueing behind the other buyer. Because no hold
-ever waits, two holds asking for [A1, A3] and [A3, A1] can never deadlock. Seats that were locked
-are then checked for being free at the transaction's clock (not sold, no hold still in time) and
-taken in the same transaction. The `seats_guard` trigger and the table's constraints back this up.
+ever waits for another buyer, two holds asking for [A1, A3] and [A3, A1] can never deadlock. Seats
+that were locked are then checked for being free at the transaction's clock (not sold, no hold
+still in time) and taken in the same transaction. The `seats_guard` trigger and the table's
+constraints back this up.
+
+Seat cap. One customer holds and owns at most SEATS_PER_CUSTOMER seats of a session (live holds
+plus seats bought). The count is taken in the hold's transaction, after a transaction-scoped
+advisory lock on (customer, session): a customer's parallel holds of one session run one after
+another through that count, so they cannot pass the cap together. Only the same customer's own
+requests ever wait on that lock; different buyers never wait on each other.
 """
 
 from __future__ import annotations
@@ -19,7 +27,13 @@ import psycopg
 
 from chalicelib.db import in_transaction
 from chalicelib.domain import events
-from chalicelib.domain.errors import InvalidState, NotFound, SeatUnavailable
+from chalicelib.domain.errors import (
+    HoldLimitReached,
+    InvalidState,
+    NotFound,
+    SeatUnavailable,
+    Unauthorized,
+)
 from chalicelib.domain.reservations import (
     ReservationStatus,
     check_can_cancel,
@@ -28,6 +42,9 @@ from chalicelib.domain.reservations import (
 )
 from chalicelib.domain.seating import SeatGrid, seat_order
 from chalicelib.events import outbox
+from chalicelib.services import accounts
+from chalicelib.services.accounts import SignedIn
+from chalicelib.settings import get_settings
 
 
 def reservation_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -48,16 +65,43 @@ def take_seats(
     session_id: str,
     seats: list[str],
     hold_seconds: int,
+    seats_per_customer: int | None = None,
+    signed_in: SignedIn | None = None,
 ) -> tuple[dict[str, Any], list[int]]:
     """The hold itself, inside the caller's transaction. Returns the reservation row and its
-    outbox ids. Kept apart from `hold_seats` so the benchmark can time this SQL on its own."""
+    outbox ids. Kept apart from `hold_seats` so the benchmark can time this SQL on its own.
+    `seats_per_customer` defaults to SEATS_PER_CUSTOMER (0: no cap); `signed_in`, the token
+    that asks, is checked against the customer's row (401 when stale)."""
     check_seat_request(seats)
+    if seats_per_customer is None:
+        seats_per_customer = get_settings().seats_per_customer
+    # The customer, and the lock that puts this customer's holds of this session one after
+    # another until commit, so the count below sees every earlier one (the seat cap). Only this
+    # customer's own requests can wait here; other buyers never do.
+    customer = conn.execute(
+        """
+        SELECT role, token_version,
+               pg_advisory_xact_lock(hashtextextended(%(customer)s::text || %(session)s::text, 0))
+          FROM users WHERE id = %(customer)s::uuid
+        """,
+        {"customer": customer_id, "session": session_id},
+    ).fetchone()
+    if signed_in is not None:
+        accounts.check_token_holder(customer, signed_in)
+    elif customer is None:
+        raise Unauthorized(accounts.STALE_TOKEN)
+    # A new statement, so a new snapshot: it sees the holds committed while we waited above.
     session = conn.execute(
         """
-        SELECT price_cents, seat_rows, seats_per_row, starts_at <= now() AS started, now() AS now
-          FROM sessions WHERE id = %s
+        SELECT price_cents, seat_rows, seats_per_row, starts_at <= now() AS started, now() AS now,
+               (SELECT coalesce(sum(cardinality(r.seats)), 0)
+                  FROM reservations r
+                 WHERE r.customer_id = %(customer)s AND r.session_id = s.id
+                   AND (r.status = 'CONFIRMED'
+                        OR (r.status = 'PENDING' AND r.expires_at > now()))) AS customer_seats
+          FROM sessions s WHERE s.id = %(session)s
         """,
-        (session_id,),
+        {"customer": customer_id, "session": session_id},
     ).fetchone()
     if session is None:
         raise NotFound(f"session {session_id} not found")
@@ -66,6 +110,9 @@ def take_seats(
         raise NotFound(f"no seats {', '.join(unknown)} in this session", seats=unknown)
     if session["started"]:
         raise InvalidState("the session has already started")
+    # Before any seat is locked, so a refused hold never makes another buyer skip a seat.
+    if seats_per_customer and session["customer_seats"] + len(seats) > seats_per_customer:
+        raise HoldLimitReached(seats_per_customer, session["customer_seats"])
 
     # Lock without waiting: rows locked by a concurrent buyer are skipped, and count as taken.
     free = conn.execute(
@@ -130,7 +177,13 @@ def take_seats(
 
 
 def hold_seats(
-    *, customer_id: str, session_id: str, seats: list[str], hold_seconds: int
+    *,
+    customer_id: str,
+    session_id: str,
+    seats: list[str],
+    hold_seconds: int,
+    seats_per_customer: int | None = None,
+    signed_in: SignedIn | None = None,
 ) -> tuple[dict[str, Any], list[int]]:
     def work(conn: psycopg.Connection) -> tuple[dict[str, Any], list[int]]:
         reservation, outbox_ids = take_seats(
@@ -139,6 +192,8 @@ def hold_seats(
             session_id=session_id,
             seats=seats,
             hold_seconds=hold_seconds,
+            seats_per_customer=seats_per_customer,
+            signed_in=signed_in,
         )
         return reservation_view(reservation, reservation["created_at"]), outbox_ids
 
@@ -148,18 +203,23 @@ def hold_seats(
 def lock_own_reservation(
     conn: psycopg.Connection, reservation_id: str, customer_id: str
 ) -> tuple[dict[str, Any], datetime]:
-    """The reservation row, locked for the rest of the transaction. Another customer's
-    reservation is reported as not found, so ids cannot be probed."""
+    """The reservation row, locked for the rest of the transaction, and the database's clock
+    once the lock is ours: the time to judge the hold by. Not now(), the transaction's start,
+    which a wait for the lock (an expiry batch holding it, say) can leave seconds behind, long
+    enough to pay for a hold that had run out. Another customer's reservation is reported as
+    not found, so ids cannot be probed."""
     row = conn.execute(
-        "SELECT r.*, now() AS now FROM reservations r WHERE r.id = %s FOR NO KEY UPDATE",
-        (reservation_id,),
+        "SELECT r.* FROM reservations r WHERE r.id = %s FOR NO KEY UPDATE", (reservation_id,)
     ).fetchone()
     if row is None or str(row["customer_id"]) != customer_id:
         raise NotFound(f"reservation {reservation_id} not found")
-    return row, row["now"]
+    # A statement of its own: a select list is computed before its row lock is waited for.
+    return row, conn.execute("SELECT clock_timestamp() AS now").fetchone()["now"]
 
 
-def get_reservation(reservation_id: str, customer_id: str) -> dict[str, Any]:
+def get_reservation(
+    reservation_id: str, customer_id: str, *, signed_in: SignedIn | None = None
+) -> dict[str, Any]:
     def work(conn: psycopg.Connection) -> dict[str, Any]:
         row = conn.execute(
             "SELECT r.*, now() AS now FROM reservations r WHERE r.id = %s", (reservation_id,)
@@ -168,7 +228,7 @@ def get_reservation(reservation_id: str, customer_id: str) -> dict[str, Any]:
             raise NotFound(f"reservation {reservation_id} not found")
         return reservation_view(row, row["now"])
 
-    return in_transaction(work)
+    return in_transaction(accounts.on_behalf_of(signed_in, work))
 
 
 def release_seats(conn: psycopg.Connection, reservation_ids: list[str]) -> int:
@@ -180,7 +240,9 @@ def release_seats(conn: psycopg.Connection, reservation_ids: list[str]) -> int:
     ).rowcount
 
 
-def cancel_reservation(reservation_id: str, customer_id: str) -> tuple[dict[str, Any], list[int]]:
+def cancel_reservation(
+    reservation_id: str, customer_id: str, *, signed_in: SignedIn | None = None
+) -> tuple[dict[str, Any], list[int]]:
     def work(conn: psycopg.Connection) -> tuple[dict[str, Any], list[int]]:
         row, now = lock_own_reservation(conn, reservation_id, customer_id)
         if not check_can_cancel(row["status"], row["expires_at"], now):
@@ -208,7 +270,7 @@ def cancel_reservation(reservation_id: str, customer_id: str) -> tuple[dict[str,
         )
         return reservation_view(row, now), outbox_ids
 
-    return in_transaction(work)
+    return in_transaction(accounts.on_behalf_of(signed_in, work))
 
 
 @dataclass

@@ -14,6 +14,7 @@ import psycopg
 from chalicelib.db import in_transaction
 from chalicelib.domain.errors import NotFound, ValidationError
 from chalicelib.domain.seating import SeatGrid
+from chalicelib.services.accounts import SignedIn, on_behalf_of
 
 SESSION_COLUMNS = """
     s.id, s.movie, s.room, s.starts_at, s.price_cents, s.total_seats,
@@ -44,6 +45,7 @@ def create_session(
     rows: int,
     seats_per_row: int,
     created_by: str | None,
+    signed_in: SignedIn | None = None,
 ) -> dict[str, Any]:
     grid = SeatGrid(rows, seats_per_row)
     if problems := grid.problems():
@@ -74,7 +76,7 @@ def create_session(
         )
         return read_session(conn, session_id)
 
-    return in_transaction(work)
+    return in_transaction(on_behalf_of(signed_in, work))
 
 
 def read_session(conn: psycopg.Connection, session_id: str) -> dict[str, Any]:

@@ -21,28 +21,45 @@ from chalicelib.web.schemas import (
     parse_query,
 )
 
+# Every use case acting for a signed-in caller gets `signed_in=caller`: it checks, in its own
+# transaction, that the token's user still has the token's role and version (401 otherwise).
+
 
 def _caller(request: Request) -> tokens.Caller:
     return tokens.caller_from_header(request.headers.get("authorization"))
 
 
+def _caller_with_role(request: Request, role: str) -> tokens.Caller:
+    """The caller, if the token names this role; 403 if it names another, unless the token is
+    stale (401), which takes a database read on this refusal path only."""
+    caller = _caller(request)
+    if caller.role != role:
+        accounts.check_signed_in_now(caller)
+        caller.require(role)
+    return caller
+
+
 @endpoint
 def sign_up(request: Request) -> Response:
+    rate_limits.check_sign_in(request)
     form = parse_model(SignUp, request.raw_body)
-    user = accounts.sign_up(email=form.email, password=form.password, name=form.name)
-    return json_response({"user": user, "token": tokens.issue(user["id"], user["role"])}, 201)
+    user, version = accounts.sign_up(email=form.email, password=form.password, name=form.name)
+    return json_response(
+        {"user": user, "token": tokens.issue(user["id"], user["role"], version)}, 201
+    )
 
 
 @endpoint
 def log_in(request: Request) -> Response:
+    rate_limits.check_sign_in(request)
     form = parse_model(Credentials, request.raw_body)
-    user = accounts.authenticate(email=form.email, password=form.password)
-    return json_response({"token": tokens.issue(user["id"], user["role"])})
+    user, version = accounts.authenticate(email=form.email, password=form.password)
+    return json_response({"token": tokens.issue(user["id"], user["role"], version)})
 
 
 @endpoint
 def create_session(request: Request) -> Response:
-    caller = _caller(request).require("MANAGER")
+    caller = _caller_with_role(request, "MANAGER")
     form = parse_model(SessionCreate, request.raw_body)
     session = sessions.create_session(
         movie=form.movie,
@@ -52,6 +69,7 @@ def create_session(request: Request) -> Response:
         rows=form.rows,
         seats_per_row=form.seats_per_row,
         created_by=caller.user_id,
+        signed_in=caller,
     )
     return json_response(session, 201)
 
@@ -82,13 +100,15 @@ def seat_map(request: Request, session_id: str) -> Response:
 
 @endpoint
 def session_stats(request: Request, session_id: str) -> Response:
-    _caller(request).require("MANAGER")
-    return json_response(subscribers.session_stats(parse_id(session_id, "session")))
+    caller = _caller_with_role(request, "MANAGER")
+    return json_response(
+        subscribers.session_stats(parse_id(session_id, "session"), signed_in=caller)
+    )
 
 
 @endpoint
 def hold_seats(request: Request) -> Response:
-    caller = _caller(request).require("CUSTOMER")
+    caller = _caller_with_role(request, "CUSTOMER")
     form = parse_model(HoldRequest, request.raw_body)
 
     def hold() -> tuple[int, dict]:
@@ -99,6 +119,8 @@ def hold_seats(request: Request) -> Response:
             session_id=str(form.session_id),
             seats=form.seats,
             hold_seconds=get_settings().hold_seconds,
+            seats_per_customer=get_settings().seats_per_customer,
+            signed_in=caller,
         )
         seat_maps.changed(reservation["session_id"])
         return 201, reservation
@@ -111,7 +133,9 @@ def hold_seats(request: Request) -> Response:
 def get_reservation(request: Request, reservation_id: str) -> Response:
     caller = _caller(request)
     return json_response(
-        reservations.get_reservation(parse_id(reservation_id, "reservation"), caller.user_id)
+        reservations.get_reservation(
+            parse_id(reservation_id, "reservation"), caller.user_id, signed_in=caller
+        )
     )
 
 
@@ -119,7 +143,7 @@ def get_reservation(request: Request, reservation_id: str) -> Response:
 def cancel_reservation(request: Request, reservation_id: str) -> Response:
     caller = _caller(request)
     reservation, outbox_ids = reservations.cancel_reservation(
-        parse_id(reservation_id, "reservation"), caller.user_id
+        parse_id(reservation_id, "reservation"), caller.user_id, signed_in=caller
     )
     if outbox_ids:
         seat_maps.changed(reservation["session_id"])
@@ -132,7 +156,9 @@ def pay_reservation(request: Request, reservation_id: str) -> Response:
     reservation_id = parse_id(reservation_id, "reservation")
 
     def pay() -> tuple[int, dict]:
-        sale, outbox_ids = payments.pay_reservation(reservation_id, caller.user_id)
+        sale, outbox_ids = payments.pay_reservation(
+            reservation_id, caller.user_id, signed_in=caller
+        )
         if outbox_ids:
             seat_maps.changed(sale["session_id"])
         return 200, sale
@@ -143,9 +169,11 @@ def pay_reservation(request: Request, reservation_id: str) -> Response:
 
 @endpoint
 def purchases(request: Request) -> Response:
-    return json_response(payments.purchase_history(_caller(request).user_id))
+    caller = _caller(request)
+    return json_response(payments.purchase_history(caller.user_id, signed_in=caller))
 
 
 @endpoint
 def receipts(request: Request) -> Response:
-    return json_response(subscribers.receipts_of(_caller(request).user_id))
+    caller = _caller(request)
+    return json_response(subscribers.receipts_of(caller.user_id, signed_in=caller))

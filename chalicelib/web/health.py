@@ -1,7 +1,16 @@
-"""GET /health: PostgreSQL decides up or down; Redis or AWS failing only degrades the service."""
+"""GET /health: PostgreSQL decides up or down; Redis or AWS failing only degrades the service.
+
+A failing check reads "unavailable" and nothing more: the reason (host names, ports, on AWS
+possibly account ids) goes to the log. The AWS check, a live SQS call, is reused for
+AWS_CHECK_SECONDS per process, so polling /health does not turn into AWS traffic; PostgreSQL and
+Redis are asked every time (a connection from the pool and a ping). The route is rate limited like
+every other one (the limits fail open when Redis is down, so it still answers then).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 from chalice import Response
@@ -9,8 +18,16 @@ from chalice import Response
 from chalicelib.aws import clients
 from chalicelib.cache import redis_client
 from chalicelib.db import get_pool
+from chalicelib.log import logger
 from chalicelib.settings import get_settings
 from chalicelib.web.responses import json_response
+
+OK = "ok"
+UNAVAILABLE = "unavailable"
+AWS_CHECK_SECONDS = 5.0
+
+_aws_lock = threading.Lock()
+_aws_checked: tuple[float, str] | None = None  # (time.monotonic() of the check, its outcome)
 
 
 def _postgres() -> None:
@@ -26,17 +43,47 @@ def _aws() -> None:
     clients.client("sqs").get_queue_url(QueueName=get_settings().expiry_queue_name)
 
 
-def _outcome(check: Callable[[], None]) -> str:
+def _outcome(name: str, check: Callable[[], None]) -> str:
     try:
         check()
-        return "ok"
+        return OK
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"[:200]
+        logger.warning(
+            "health check failed", extra={"check": name, "error": f"{type(exc).__name__}: {exc}"}
+        )
+        return UNAVAILABLE
+
+
+def _aws_outcome() -> str:
+    """The AWS check, asked at most once per AWS_CHECK_SECONDS by this process; requests that
+    arrive while one thread asks use the last answer rather than queue behind it."""
+    global _aws_checked
+    checked = _aws_checked
+    if checked is not None and time.monotonic() - checked[0] < AWS_CHECK_SECONDS:
+        return checked[1]
+    if not _aws_lock.acquire(blocking=checked is None):
+        return checked[1]
+    try:
+        outcome = _outcome("aws", _aws)
+        _aws_checked = (time.monotonic(), outcome)
+        return outcome
+    finally:
+        _aws_lock.release()
+
+
+def forget_aws_check() -> None:
+    """Ask AWS on the next call (tests that repoint the endpoint)."""
+    global _aws_checked
+    _aws_checked = None
 
 
 def health() -> Response:
-    checks = {"postgres": _outcome(_postgres), "redis": _outcome(_redis), "aws": _outcome(_aws)}
-    if checks["postgres"] != "ok":
+    checks = {
+        "postgres": _outcome("postgres", _postgres),
+        "redis": _outcome("redis", _redis),
+        "aws": _aws_outcome(),
+    }
+    if checks["postgres"] != OK:
         body = {
             "status": "unavailable",
             "checks": checks,
@@ -44,5 +91,5 @@ def health() -> Response:
             "Message": "PostgreSQL is not reachable",
         }
         return json_response(body, 503)
-    status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
+    status = "ok" if all(v == OK for v in checks.values()) else "degraded"
     return json_response({"status": status, "checks": checks})

@@ -1,17 +1,26 @@
 """Idempotency-Key on POST /reservations and POST /reservations/{id}/payment.
 
-The first request with a key runs; its answer (status and body, a 4xx refusal included) is kept
-for 24 h and any repeat by the same user gets exactly that answer. A repeat that arrives while the
-first is still running waits up to WAIT_FOR_FIRST_S for the first's answer, then gets 409
-IdempotencyKeyInProgress. The key names one request: the same key by the same user with another
-method, path or body is 422 IdempotencyKeyReused, on any route. A 5xx or a 429 is not kept: the
-key is released so a retry runs again.
+The first request with a key runs; its answer (status and body) is kept for 24 h and any repeat by
+the same user gets exactly that answer. A repeat that arrives while the first is still running
+waits up to WAIT_FOR_FIRST_S for the first's answer, then gets 409 IdempotencyKeyInProgress. The
+key names one request: the same key by the same user with another method, path or body is 422
+IdempotencyKeyReused, on any route.
+
+Only answers worth replaying are kept: a success, and the refusals that record something that
+happened to the seats or the hold (409 SeatUnavailable, InvalidState, HoldLimitReached, 410
+HoldExpired), which a retry must not turn into a different answer. Any other answer (a 400, 401,
+403, 404 or 422, a 429, a 5xx) is not kept: the key is released and a retry runs again. So a 404
+for a made-up id costs no Redis memory.
+
+A user has at most MAX_RECORDS_PER_USER live records (running or kept). Beyond that a new key is
+not kept: the request runs as if it had no key (what a hold or payment does when Redis is down,
+below), so one account cannot fill Redis with fresh keys.
 
 One Redis hash per (user, key): the request's fingerprint, the token of the request running it
-(a lease of RUNNING_LEASE_MS, so a crashed process frees the key), then the answer. Claiming a key
-and reading what it holds is one Lua script, so of any number of concurrent requests exactly one
-runs. Storing and releasing check the token, so a request whose lease ran out cannot overwrite a
-newer one's answer.
+(a lease of RUNNING_LEASE_MS, so a crashed process frees the key), then the answer; and per user
+a sorted set of their records by expiry time, which counts them. Claiming a key and reading what
+it holds is one Lua script, so of any number of concurrent requests exactly one runs. Storing and
+releasing check the token, so a request whose lease ran out cannot overwrite a newer one's answer.
 
 Not powertools' idempotency utility: its Redis layer answers a concurrent duplicate with an
 immediate "already in progress" error (no waiting for the first answer), stores only returned
@@ -38,8 +47,12 @@ from chalice.app import Request
 from chalicelib.cache import LuaScript, RedisUnavailable, key, use_redis
 from chalicelib.domain.errors import (
     BoxOfficeError,
+    HoldExpired,
+    HoldLimitReached,
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
+    InvalidState,
+    SeatUnavailable,
     ValidationError,
 )
 from chalicelib.log import logger
@@ -52,15 +65,28 @@ ANSWER_TTL_MS = 24 * 3600 * 1000
 # backoff, under Lambda's 30 s timeout); how long a crashed request's key stays "in progress".
 RUNNING_LEASE_MS = 45_000
 WAIT_FOR_FIRST_S = 5.0
+MAX_RECORDS_PER_USER = 1000
+# Refusals kept and replayed like successes: each records what happened to the seats or the hold.
+REPLAYED_REFUSALS = frozenset(
+    error.code for error in (SeatUnavailable, InvalidState, HoldLimitReached, HoldExpired)
+)
 
-# KEYS[1] = the (user, key) record; ARGV = fingerprint, token, lease ms.
-# {1} when this request now runs it, else {0, fingerprint, status, body} (status and body are
-# false while the first request still runs).
+# KEYS[1] = the (user, key) record, KEYS[2] = the user's records by expiry;
+# ARGV = fingerprint, token, lease ms, most records per user (0: no cap), record ttl ms.
+# {1} when this request now runs it; {2} when the user has too many records to keep another;
+# else {0, fingerprint, status, body} (status and body are false while the first still runs).
 CLAIM = LuaScript(
     """
     if redis.call('EXISTS', KEYS[1]) == 0 then
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+        local most = tonumber(ARGV[4])
+        if most > 0 and redis.call('ZCARD', KEYS[2]) >= most then return {2} end
         redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'token', ARGV[2])
         redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), KEYS[1])
+        redis.call('PEXPIRE', KEYS[2], ARGV[5])
         return {1}
     end
     local held = redis.call('HMGET', KEYS[1], 'fingerprint', 'status', 'body')
@@ -68,21 +94,29 @@ CLAIM = LuaScript(
     """
 )
 
-# ARGV = token, status, body, ttl ms. Stores only while the claim is still this request's.
+# KEYS as CLAIM; ARGV = token, status, body, ttl ms. Stores only while the claim is still this
+# request's.
 STORE = LuaScript(
     """
     if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
     redis.call('HSET', KEYS[1], 'status', ARGV[2], 'body', ARGV[3])
     redis.call('HDEL', KEYS[1], 'token')
     redis.call('PEXPIRE', KEYS[1], ARGV[4])
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), KEYS[1])
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
     return 1
     """
 )
 
-# ARGV = token. Frees the key (a 5xx or 429: nothing to keep) if the claim is still ours.
+# KEYS as CLAIM; ARGV = token. Frees the key (nothing worth keeping) if the claim is still ours.
 RELEASE = LuaScript(
     """
-    if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+    if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+        redis.call('DEL', KEYS[1])
+        redis.call('ZREM', KEYS[2], KEYS[1])
+    end
     return 0
     """
 )
@@ -106,8 +140,8 @@ def canonical_body(raw: bytes | None) -> bytes:
         return b""
     try:
         return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
-        return raw
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return raw  # not JSON (or too deep to compare by meaning): compared byte for byte
 
 
 def fingerprint(method: str, path: str, scope: str, raw_body: bytes | None) -> str:
@@ -118,9 +152,11 @@ def fingerprint(method: str, path: str, scope: str, raw_body: bytes | None) -> s
     return digest.hexdigest()
 
 
-def _record_key(caller: Caller, idem_key: str) -> str:
+def _record_keys(caller: Caller, idem_key: str) -> list[str]:
+    """The (user, key) record and the user's records by expiry."""
     # Hashed: the header may hold any printable character, and up to 255 of them.
-    return key("idempotency", caller.user_id, hashlib.sha256(idem_key.encode()).hexdigest())
+    digest = hashlib.sha256(idem_key.encode()).hexdigest()
+    return [key("idempotency", caller.user_id, digest), key("idempotency", caller.user_id)]
 
 
 def _request_fingerprint(request: Request, scope: str) -> str:
@@ -135,19 +171,26 @@ def once(
     idem_key = idempotency_key(request)
     if idem_key is None:
         return act()
-    record = _record_key(caller, idem_key)
+    record = _record_keys(caller, idem_key)
     expected = _request_fingerprint(request, scope)
     token = uuid.uuid4().hex
+    claim_args = [expected, token, RUNNING_LEASE_MS, MAX_RECORDS_PER_USER, ANSWER_TTL_MS]
     deadline = time.monotonic() + WAIT_FOR_FIRST_S
     pause = 0.005
     while True:
         try:
-            claim = use_redis(lambda r: CLAIM(r, [record], [expected, token, RUNNING_LEASE_MS]))
+            claim = use_redis(lambda r: CLAIM(r, record, claim_args))
         except RedisUnavailable:
             logger.warning("Idempotency-Key not enforced: Redis is unavailable")
             return act()
         if claim[0] == 1:
             return _run_and_keep(record, token, act)
+        if claim[0] == 2:
+            logger.warning(
+                "Idempotency-Key not kept: the user has too many live keys",
+                extra={"user_id": caller.user_id, "most": MAX_RECORDS_PER_USER},
+            )
+            return act()
         _, held_fingerprint, status, body = claim
         if held_fingerprint is not None and held_fingerprint.decode() != expected:
             raise IdempotencyKeyReused(
@@ -163,16 +206,19 @@ def once(
         pause = min(pause * 2, 0.05)
 
 
-def is_kept(status: int) -> bool:
-    """A 429 or a 5xx did nothing the client must not repeat: the key is freed for the retry."""
-    return status < 500 and status != 429
+def worth_replaying(status: int, code: str | None = None) -> bool:
+    """A success, or a refusal that records what happened to the seats or the hold. Anything
+    else changed nothing a retry must not repeat: the key is freed for it."""
+    return 200 <= status < 300 or code in REPLAYED_REFUSALS
 
 
-def _run_and_keep(record: str, token: str, act: Callable[[], tuple[int, Any]]) -> tuple[int, Any]:
+def _run_and_keep(
+    record: list[str], token: str, act: Callable[[], tuple[int, Any]]
+) -> tuple[int, Any]:
     try:
         status, body = act()
     except BoxOfficeError as exc:
-        if is_kept(exc.status):
+        if worth_replaying(exc.status, exc.code):
             _keep(record, token, exc.status, exc.body())
         else:
             _release(record, token)
@@ -180,17 +226,17 @@ def _run_and_keep(record: str, token: str, act: Callable[[], tuple[int, Any]]) -
     except BaseException:
         _release(record, token)
         raise
-    if is_kept(status):
+    if worth_replaying(status):
         _keep(record, token, status, body)
     else:
         _release(record, token)
     return status, body
 
 
-def _keep(record: str, token: str, status: int, body: Any) -> None:
+def _keep(record: list[str], token: str, status: int, body: Any) -> None:
     try:
         stored = use_redis(
-            lambda r: STORE(r, [record], [token, status, json.dumps(body), ANSWER_TTL_MS])
+            lambda r: STORE(r, record, [token, status, json.dumps(body), ANSWER_TTL_MS])
         )
     except RedisUnavailable:
         stored = 0
@@ -198,8 +244,8 @@ def _keep(record: str, token: str, status: int, body: Any) -> None:
         logger.warning("the answer to an Idempotency-Key request could not be kept")
 
 
-def _release(record: str, token: str) -> None:
+def _release(record: list[str], token: str) -> None:
     try:
-        use_redis(lambda r: RELEASE(r, [record], [token]))
+        use_redis(lambda r: RELEASE(r, record, [token]))
     except RedisUnavailable:
         logger.warning("an Idempotency-Key could not be released; it frees when its lease ends")

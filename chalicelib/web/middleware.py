@@ -14,7 +14,7 @@ from chalicelib.domain.errors import BoxOfficeError, MethodNotAllowed, Validatio
 from chalicelib.log import logger
 from chalicelib.web import rate_limits
 from chalicelib.web.responses import error_response
-from chalicelib.web.schemas import MAX_BODY_BYTES
+from chalicelib.web.schemas import MAX_BODY_BYTES, MAX_JSON_DEPTH, nesting_exceeds
 
 
 def _request_id(event: Any) -> str:
@@ -43,6 +43,10 @@ def http_guard(request: Request, get_response: Callable[[Request], Response]) ->
     try:
         if request.raw_body and len(request.raw_body) > MAX_BODY_BYTES:
             raise ValidationError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        # Once, here, for every route and whatever the headers: nothing after this (the
+        # Idempotency-Key fingerprint, the request models) has to survive a deep body.
+        if request.raw_body and nesting_exceeds(request.raw_body):
+            raise ValidationError(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
         rate_limits.check(request)
         response = get_response(request)
     except BoxOfficeError as exc:

@@ -20,7 +20,7 @@ from pydantic.json_schema import models_json_schema
 
 from chalicelib.domain import errors
 from chalicelib.domain.errors import BoxOfficeError
-from chalicelib.web import rate_limits, schemas
+from chalicelib.web import schemas
 
 OPENAPI_VERSION = "3.0.3"
 REF = "#/components/schemas/{model}"
@@ -28,17 +28,24 @@ BEARER = "bearerAuth"
 
 # What each error code means, for the descriptions of the error responses.
 WHEN = {
-    "Unauthorized": "no, expired or invalid bearer token, or bad credentials",
+    "Unauthorized": "no, expired or invalid bearer token (one issued before its user's password or "
+    "role changed, or for a user who no longer exists, included), or bad credentials",
     "Forbidden": "authenticated, but the role may not do this",
     "NotFound": "no such resource (or it belongs to another customer)",
     "Conflict": "the resource already exists",
     "SeatUnavailable": "a seat is not available; `seats` names them",
     "InvalidState": "the reservation or session is not in a state that allows this",
+    "HoldLimitReached": "the hold would give this customer more than SEATS_PER_CUSTOMER seats of "
+    "the session (live holds plus seats bought; default 10); the body's `limit` and "
+    "`held_seats` say how many",
+    "MethodNotAllowed": "the path has no such method; the `Allow` header lists those it has",
     "IdempotencyKeyInProgress": "a request with the same Idempotency-Key is still running",
     "HoldExpired": "the hold's time has passed",
     "IdempotencyKeyReused": "the same Idempotency-Key was sent with a different request",
     "RateLimited": "too many requests; retry after `Retry-After` seconds",
     "ServiceUnavailable": "PostgreSQL cannot be reached; safe to retry",
+    "SignInBusy": "PostgreSQL cannot be reached, or too many sign-ins are being checked at once "
+    "(`Retry-After` seconds); safe to retry",
     "UnsupportedMediaType": "the request's Content-Type is not JSON",
 }
 # Chalice itself answers 415 on routes that accept only JSON when a request names another type.
@@ -75,6 +82,7 @@ HOLD_ERRORS = (
     errors.NotFound,
     errors.SeatUnavailable,
     errors.InvalidState,
+    errors.HoldLimitReached,
     errors.IdempotencyKeyInProgress,
     errors.IdempotencyKeyReused,
 )
@@ -91,7 +99,9 @@ OPERATIONS: tuple[Operation, ...] = (
         schemas.Health,
         overrides={503: schemas.HealthUnavailable},
         description="200 while PostgreSQL answers (status `degraded` when Redis or the AWS "
-        "endpoint does not: seats still sell); 503 when PostgreSQL is down.",
+        "endpoint does not: seats still sell); 503 when PostgreSQL is down. A failing check "
+        'reads `"unavailable"`; why goes to the log. The AWS check is reused for 5 s. Rate '
+        "limited like every route (without Redis the limits are off, and it still answers).",
     ),
     Operation(
         "GET",
@@ -260,7 +270,8 @@ OPERATIONS: tuple[Operation, ...] = (
         role="CUSTOMER",
         any_content_type=True,
         description="404 for an unknown session or seat label; 409 `SeatUnavailable` (the body's "
-        "`seats` names them) or `InvalidState` (the session has started).",
+        "`seats` names them), `InvalidState` (the session has started) or `HoldLimitReached` "
+        "(the customer would hold and own more than SEATS_PER_CUSTOMER seats of the session).",
     ),
     Operation(
         "GET",
@@ -352,7 +363,10 @@ Cinema ticketing: sessions, seat maps, seat holds that expire, payments.
 * Every 4xx/5xx answer is JSON with a machine-readable `Code` and a human `Message`.
 * Calls that change state take `Authorization: Bearer <token>` from `/auth/signup` or `/auth/login`.
   Managers are created from the command line, never over HTTP.
-* Every route is rate limited per caller: 429 `RateLimited` with `Retry-After` (seconds).
+* Every route is rate limited per caller: 429 `RateLimited` with `Retry-After` (seconds);
+  `/auth/signup` and `/auth/login` also share a tighter limit per client IP.
+* JSON nested deeper than 32 levels answers 400 `ValidationError` on every route.
+* A method a path does not have answers 405 `MethodNotAllowed`, with an `Allow` header.
 """
 
 
@@ -441,6 +455,8 @@ def _error_response(
     op: Operation, codes: list[str], *, retry_after: bool = False, model: str = "ErrorBody"
 ) -> dict[str, Any]:
     when = {**WHEN, "ValidationError": _invalid_input(op)}
+    if op.path.startswith("/auth/"):
+        when["ServiceUnavailable"] = WHEN["SignInBusy"]
     description = "; ".join(f"`{code}`: {when.get(code, code)}" for code in codes)
     schema: dict[str, Any] = {"$ref": REF.format(model=model)}
     if model == "ErrorBody":
@@ -454,6 +470,14 @@ def _error_response(
                 "schema": {"type": "integer", "minimum": 1, "maximum": 60},
             }
         }
+    if codes == [errors.MethodNotAllowed.code]:
+        response["headers"] = {
+            "Allow": {
+                "description": "The methods this path has, e.g. `GET, POST`",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        }
     return response
 
 
@@ -462,10 +486,11 @@ def _error_codes(op: Operation) -> dict[int, list[str]]:
     if op.role is not None:
         raised.append((errors.Unauthorized.status, errors.Unauthorized.code))
     raised += [(error.status, error.code) for error in op.errors]
+    # Answered for a method the path does not have (documented with each of its operations).
+    raised.append((errors.MethodNotAllowed.status, errors.MethodNotAllowed.code))
     if not op.any_content_type:
         raised.append(UNSUPPORTED_MEDIA_TYPE)
-    if op.path not in rate_limits.NOT_LIMITED:
-        raised.append((errors.RateLimited.status, errors.RateLimited.code))
+    raised.append((errors.RateLimited.status, errors.RateLimited.code))
     if op.database:
         raised.append((errors.ServiceUnavailable.status, errors.ServiceUnavailable.code))
     by_status: dict[int, list[str]] = defaultdict(list)

@@ -7,8 +7,8 @@ is admitted only while fewer than `limit` are in it. Checking and recording happ
 script, so two requests on two instances can never both take the last slot, and the clock is
 Redis's own (TIME): one clock for every instance.
 
-GET /health is not limited: monitors and load balancers poll it, and it must answer while Redis,
-which the limits need, is down.
+Every route is limited, GET /health included: each call costs a PostgreSQL connection and a Redis
+ping. It still answers while Redis is down, because the limits then fail open.
 
 While Redis is unavailable the limits fail open: requests proceed (PostgreSQL alone keeps the
 seats right) and the outage is logged once by chalicelib.cache.
@@ -30,7 +30,6 @@ from chalicelib.web import tokens
 from chalicelib.web.tokens import Caller
 
 WINDOW_MS = 60_000
-NOT_LIMITED = frozenset({"/health"})
 
 # KEYS[1] = the caller's log; ARGV = limit, window ms, a unique member for this request.
 # Returns 0 when admitted (and recorded), otherwise the milliseconds until the window frees a
@@ -71,8 +70,12 @@ def caller_id(request: Request) -> str:
     caller = tokens.caller_if_any(request.headers.get("authorization"))
     if caller is not None:
         return f"user:{caller.user_id}"
+    return f"ip:{_client_ip(request)}"
+
+
+def _client_ip(request: Request) -> str:
     identity = (request.context or {}).get("identity") or {}
-    return f"ip:{identity.get('sourceIp') or 'unknown'}"
+    return identity.get("sourceIp") or "unknown"
 
 
 def _admit(log_key: str, limit: int) -> str | None:
@@ -92,12 +95,25 @@ def check(request: Request) -> None:
     """Every route: RATE_LIMIT_PER_MINUTE per caller."""
     _admitted.set(None)
     limit = get_settings().rate_limit_per_minute
-    if limit == 0 or request.path in NOT_LIMITED:
+    if limit == 0:
         return
     log_key = key("rate", "all", caller_id(request))
     member = _admit(log_key, limit)
     if member is not None:
         _admitted.set((log_key, member))
+
+
+def check_sign_in(request: Request) -> None:
+    """POST /auth/signup and /auth/login: RATE_LIMIT_AUTH_PER_MINUTE per client IP, together.
+    Tighter than the general limit: each costs a password hash, and signups are free."""
+    limit = get_settings().rate_limit_auth_per_minute
+    if limit == 0:
+        return
+    try:
+        _admit(key("rate", "auth", _client_ip(request)), limit)
+    except RateLimited:
+        _give_back_request_slot()
+        raise
 
 
 def check_holds(caller: Caller) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib.domain.errors import BoxOfficeError, NotFound, RateLimited
+from chalicelib.domain.errors import BoxOfficeError, NotFound
 from chalicelib.log import logger
 
 # nosniff: a browser never reads a JSON answer (which may echo client input) as HTML or script.
@@ -22,8 +22,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(error: BoxOfficeError, headers: dict[str, str] | None = None) -> Response:
     headers = dict(headers or {})
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after)
+    retry_after = getattr(error, "retry_after", None)  # RateLimited, a busy service
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     if error.status >= 500:
         logger.error(error.message, extra={"code": error.code})
     else:

@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from itertools import accumulate
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -33,6 +34,9 @@ from chalicelib.domain.reservations import MAX_SEATS_PER_HOLD, ReservationStatus
 from chalicelib.domain.seating import MAX_ROWS, MAX_SEATS_PER_ROW, MIN_SEATS_PER_SESSION
 
 MAX_BODY_BYTES = 16 * 1024
+# Deeper JSON is refused at the edge, before anything parses it (a recursive parser would
+# exhaust its stack on a 16 KiB body of "[").
+MAX_JSON_DEPTH = 32
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_CURSOR_LENGTH = 512
@@ -197,7 +201,10 @@ class IdempotencyHeader(BaseModel):
         description=(
             "Optional, 1-255 printable ASCII characters. A repeat with the same key by the same "
             "user returns the first answer (status and body) for 24 h; the same key with a "
-            "different request answers 422, and while the first is still running, 409."
+            "different request answers 422, and while the first is still running, 409. Kept "
+            "answers: successes, 409 SeatUnavailable, InvalidState and HoldLimitReached, 410 "
+            "HoldExpired; after any other answer the key is free for a retry. A user has at most "
+            "1000 live keys; beyond that a key is not kept (the request runs as without one)."
         ),
     )
 
@@ -328,10 +335,17 @@ class SessionStats(Out):
     released_seats: Count
 
 
+CheckOutcome = Literal["ok", "unavailable"]
+
+
 class HealthChecks(Out):
-    postgres: str = Field(description='"ok", or a short error text')
-    redis: str = Field(description='"ok", or a short error text')
-    aws: str = Field(description='"ok", or a short error text')
+    """Each dependency's check: "ok" or "unavailable" (the reason goes to the log, never here)."""
+
+    postgres: CheckOutcome = Field(description="A connection from the pool runs SELECT 1")
+    redis: CheckOutcome = Field(description="PING; seats still sell without Redis")
+    aws: CheckOutcome = Field(
+        description="The expiry queue's URL from SQS; the answer is reused for 5 s"
+    )
 
 
 class Health(Out):
@@ -358,6 +372,12 @@ class ErrorBody(BaseModel):
     seats: list[str] = Field(
         default_factory=list, description="The seats concerned (SeatUnavailable, NotFound)"
     )
+    limit: int | None = Field(
+        None, ge=1, description="HoldLimitReached: the seats a customer may hold and own"
+    )
+    held_seats: int | None = Field(
+        None, ge=0, description="HoldLimitReached: the seats the customer holds and owns now"
+    )
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -371,6 +391,25 @@ def _describe(error: PydanticValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "body"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
+
+
+# A JSON string, escapes included: in valid JSON, the only place a quote or a backslash can be.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_DEPTH_CHANGE = [0] * 256
+for _open, _close in (b"[]", b"{}"):
+    _DEPTH_CHANGE[_open], _DEPTH_CHANGE[_close] = 1, -1
+
+
+def nesting_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a JSON text nests arrays and objects deeper than `limit`: one linear pass over its
+    brackets outside strings, without parsing it (and without a Python loop: under a millisecond
+    for a 16 KiB body of brackets). Invalid JSON may be reported either way; it is refused
+    either way."""
+    if b"[" not in raw and b"{" not in raw:
+        return False
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_CHANGE.__getitem__, brackets)), default=0) > limit
 
 
 def parse_model(model: type[Model], raw: bytes | str | None) -> Model:

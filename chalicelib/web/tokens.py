@@ -17,6 +17,7 @@ ALGORITHM = "HS256"
 class Caller:
     user_id: str
     role: str
+    token_version: int = 0  # the user's token_version when the token was issued
 
     def require(self, role: str) -> Caller:
         if self.role != role:
@@ -24,7 +25,7 @@ class Caller:
         return self
 
 
-def issue(user_id: str, role: str) -> str:
+def issue(user_id: str, role: str, token_version: int = 0) -> str:
     settings = get_settings()
     now = int(time.time())
     claims = {
@@ -34,8 +35,27 @@ def issue(user_id: str, role: str) -> str:
         "aud": settings.jwt_audience,
         "iat": now,
         "exp": now + settings.token_seconds,
+        **version_claim(token_version),
     }
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+# The token version: which of its user's tokens this is. Changing the user's password or role
+# bumps the version in the database, and each use case compares the two in its own transaction
+# (chalicelib.services.accounts), so older tokens end at once rather than at their expiry.
+VERSION_CLAIM = "ver"
+
+
+def version_claim(token_version: int) -> dict[str, int]:
+    return {VERSION_CLAIM: token_version}
+
+
+def version_in(claims: dict) -> int:
+    """The token's version; 401 for a token without one (issued before versions existed)."""
+    version = claims.get(VERSION_CLAIM)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise Unauthorized("the token is missing, expired or invalid")
+    return version
 
 
 def verify(token: str) -> Caller:
@@ -54,7 +74,7 @@ def verify(token: str) -> Caller:
     role = claims.get("role")
     if role not in ("CUSTOMER", "MANAGER") or not isinstance(claims["sub"], str):
         raise Unauthorized("the token is missing, expired or invalid")
-    return Caller(claims["sub"], role)
+    return Caller(claims["sub"], role, version_in(claims))
 
 
 def caller_from_header(authorization: str | None) -> Caller:

@@ -110,7 +110,7 @@ def make_user() -> Callable[..., dict[str, Any]]:
         user, _ = accounts.ensure_user(
             email=email, password="password123", name=email.split("@")[0], role=role
         )
-        return {**user, "token": tokens.issue(user["id"], role)}
+        return {**user, "token": tokens.issue(user["id"], role, token_version=0)}
 
     return create
 
@@ -141,6 +141,18 @@ def hold_seconds(monkeypatch) -> Callable[[int], None]:
 
     def set_to(seconds: int) -> None:
         monkeypatch.setenv("HOLD_SECONDS", str(seconds))
+        get_settings.cache_clear()
+
+    yield set_to
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def seats_per_customer(monkeypatch) -> Callable[[int], None]:
+    """Change SEATS_PER_CUSTOMER for one test (0: no cap)."""
+
+    def set_to(seats: int) -> None:
+        monkeypatch.setenv("SEATS_PER_CUSTOMER", str(seats))
         get_settings.cache_clear()
 
     yield set_to

@@ -218,6 +218,29 @@ def test_expiry_message_early_late_twice_or_after_payment_is_harmless(
     ]
 
 
+def received_batch(queue_name: str, bodies: list[str]) -> Any:
+    """These bodies sent to a real queue and received back as one Lambda SQS batch (receipt
+    handles that a handler can delete), with a 1 s visibility timeout."""
+    from chalice.app import SQSEvent
+
+    from devtools.event_runner import sqs_event
+
+    sqs = clients.client("sqs")
+    url = clients.queue_url(queue_name)
+    messages = sent_and_received(sqs, url, bodies)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    by_body = {m["Body"]: m for m in messages}
+    return SQSEvent(sqs_event([by_body[b] for b in bodies], arn["QueueArn"]), None)
+
+
+def returned_after_visibility(queue_name: str) -> list[str]:
+    time.sleep(1.2)
+    got = clients.client("sqs").receive_message(
+        QueueUrl=clients.queue_url(queue_name), MaxNumberOfMessages=10, WaitTimeSeconds=1
+    )
+    return sorted(m["Body"] for m in got.get("Messages", []))
+
+
 @pytest.mark.usefixtures("quiet_queues")
 def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     client, customer, make_session, db
@@ -226,25 +249,18 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
     message that is not an expiry message. The due ones expire, the early one gets a new
     message, the good records are deleted from the queue, and only the bad one is left for
     redelivery."""
-    from chalice.app import SQSEvent
-
-    from devtools.event_runner import sqs_event
-
     session = make_session()
     due = [hold(client, customer, session["id"], [seat])["id"] for seat in ("B1", "B2")]
     early = hold(client, customer, session["id"], ["B3"])["id"]
     move_hold_end(db, due, -timedelta(seconds=1))
-    sqs = clients.client("sqs")
-    url = clients.queue_url(get_settings().expiry_queue_name)
     bodies = [
         json.dumps({"reservation_ids": due}),  # as the relay sends holds due in the same second
         json.dumps({"reservation_id": early}),
         json.dumps({"reservation_id": due[0]}),
         "not json",
     ]
-    messages = sent_and_received(sqs, url, bodies)
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    event = SQSEvent(sqs_event(messages, arn["QueueArn"]), None)
+    expiry = get_settings().expiry_queue_name
+    event = received_batch(expiry, bodies)
 
     with pytest.raises(handlers.BatchFailed, match="1 of 4"):
         handlers.expire_batch(event)
@@ -261,9 +277,7 @@ def test_expiry_batch_is_one_transaction_and_a_poison_message_fails_alone(
         (early,),
     ).fetchone()
     assert rescheduled["n"] == 2  # the hold's own message, and the one for the time left
-    time.sleep(1.2)  # the receive's visibility timeout runs out: what was not deleted returns
-    returned = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-    assert [m["Body"] for m in returned.get("Messages", [])] == ["not json"]
+    assert returned_after_visibility(expiry) == ["not json"]  # what was not deleted returns
 
 
 @pytest.mark.usefixtures("quiet_queues")
@@ -456,3 +470,173 @@ def _peek(queue_name: str) -> list[str]:
         QueueUrl=clients.queue_url(queue_name), MaxNumberOfMessages=10, VisibilityTimeout=0
     )
     return [m["Body"] for m in got.get("Messages", [])]
+
+
+# --- poison messages never take good ones with them; dead letters can be sent back -------------
+
+
+@pytest.mark.usefixtures("quiet_queues")
+def test_a_poison_event_in_an_analytics_batch_fails_alone(client, customer, make_session, db):
+    """Good events counted and deleted from the queue; an event that cannot be counted (a
+    payload without seats) and one the database refuses (revenue beyond bigint) fail alone."""
+    session = make_session()
+    held = hold(client, customer, session["id"], ["A1", "A2"])
+    client.post(f"/reservations/{held['id']}/payment", token=customer["token"])
+    cancelled = hold(client, customer, session["id"], ["B1"])
+    client.delete(f"/reservations/{cancelled['id']}", token=customer["token"])
+    good = [
+        json.dumps(row["body"])
+        for row in db.execute(
+            "SELECT body FROM outbox WHERE event_type IN ('payment.confirmed', 'seats.released')"
+            " ORDER BY id"
+        )
+    ]
+    paid = json.loads(good[0])
+    no_seats = json.dumps(
+        {**paid, "id": str(uuid.uuid4()), "payload": {"session_id": session["id"]}}
+    )
+    overflow = json.dumps(
+        {
+            **paid,
+            "id": str(uuid.uuid4()),
+            "payload": {**paid["payload"], "amount_cents": 2**63},
+        }
+    )
+    analytics = get_settings().analytics_queue_name
+    batch = received_batch(analytics, [good[0], no_seats, overflow, good[1]])
+
+    with pytest.raises(handlers.BatchFailed, match="2 of 4"):
+        handlers.count_batch(batch)
+
+    stats = db.execute(
+        "SELECT sold_seats, revenue_cents, released_seats FROM session_stats"
+    ).fetchall()
+    assert stats == [{"sold_seats": 2, "revenue_cents": 5000, "released_seats": 1}]
+    assert returned_after_visibility(analytics) == sorted([no_seats, overflow])
+
+
+@pytest.mark.usefixtures("quiet_queues")
+def test_a_poison_event_in_a_notifications_batch_fails_alone(client, customer, make_session, db):
+    session = make_session()
+    held = hold(client, customer, session["id"], ["A1"])
+    client.post(f"/reservations/{held['id']}/payment", token=customer["token"])
+    good = json.dumps(
+        db.execute("SELECT body FROM outbox WHERE event_type = 'payment.confirmed'").fetchone()[
+            "body"
+        ]
+    )
+    bad = json.dumps({**json.loads(good), "id": str(uuid.uuid4()), "payload": {}})
+    notifications = get_settings().notifications_queue_name
+    batch = received_batch(notifications, [bad, good])
+
+    with pytest.raises(handlers.BatchFailed, match="1 of 2"):
+        handlers.process_batch(batch, handlers.notify)
+
+    assert db.execute("SELECT count(*) AS n FROM receipts").fetchone()["n"] == 1
+    assert returned_after_visibility(notifications) == [bad]
+
+
+def _empty(queue_name: str) -> None:
+    sqs = clients.client("sqs")
+    url = clients.queue_url(queue_name)
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _dead_letter(queue_name: str, bodies: list[str]) -> None:
+    sqs = clients.client("sqs")
+    url = clients.queue_url(f"{queue_name}-dlq")
+    for body in bodies:
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=body,
+            MessageAttributes={"event_type": {"DataType": "String", "StringValue": "x"}},
+        )
+
+
+def test_redrive_sends_dead_letters_back_to_their_queue(
+    client, customer, make_session, db, quiet_queues, capsys
+):
+    """A payment event dead-lettered (as during a long database outage) goes back to the
+    notifications queue with `python -m chalicelib.admin redrive`, and its receipt is then
+    recorded; --max bounds how many move."""
+    from chalicelib import admin
+
+    session = make_session()
+    held = hold(client, customer, session["id"], ["A1"])
+    sale = client.post(f"/reservations/{held['id']}/payment", token=customer["token"]).body
+    event = json.dumps(
+        db.execute("SELECT body FROM outbox WHERE event_type = 'payment.confirmed'").fetchone()[
+            "body"
+        ]
+    )
+    notifications = get_settings().notifications_queue_name
+    _empty(f"{notifications}-dlq")
+    _dead_letter(notifications, [event, "second", "third"])
+
+    assert admin.main(["redrive", "--queue", "notifications", "--max", "1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"queue": "notifications", "moved": 1}
+    assert admin.main(["redrive", "--queue", "notifications"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"queue": "notifications", "moved": 2}
+    assert _peek(f"{notifications}-dlq") == []
+
+    sqs = clients.client("sqs")
+    url = clients.queue_url(notifications)
+    back: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while len(back) < 3 and time.monotonic() < deadline:
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        back += got.get("Messages", [])
+    assert sorted(m["Body"] for m in back) == sorted([event, "second", "third"])
+    assert all(m["MessageAttributes"]["event_type"]["StringValue"] == "x" for m in back)
+    handlers.notify(next(m["Body"] for m in back if m["Body"] == event))
+    receipts = client.get("/me/receipts", token=customer["token"]).body["items"]
+    assert [r["sale_id"] for r in receipts] == [sale["id"]]
+
+
+def test_redrive_names_only_known_queues(capsys):
+    from chalicelib import admin
+
+    with pytest.raises(SystemExit):
+        admin.main(["redrive", "--queue", "receipts"])
+    with pytest.raises(SystemExit):
+        admin.main(["redrive", "--queue", "analytics", "--max", "0"])
+
+
+def test_a_row_sns_refuses_for_good_is_parked_and_the_rest_go_on(
+    client, customer, make_session, db, quiet_queues
+):
+    """An event SNS refuses for good (here: over SNS's 256 KiB) between two good ones: it is
+    parked with SNS's error, the events after it still leave, in order, and it is never sent
+    again."""
+    from psycopg.types.json import Jsonb
+
+    session = make_session()
+    held = hold(client, customer, session["id"], ["A1"])
+    db.execute(
+        """
+        INSERT INTO outbox (event_id, destination, event_type, aggregate_id, body)
+        VALUES (%s, 'events', 'payment.confirmed', %s, %s)
+        """,
+        (str(uuid.uuid4()), held["id"], Jsonb({"padding": "x" * 300_000})),
+    )
+    sale = client.post(f"/reservations/{held['id']}/payment", token=customer["token"]).body
+
+    assert relay.publish_backlog() == 3  # created, expiry due, payment confirmed
+    rows = db.execute(
+        "SELECT event_type, published_at IS NOT NULL AS sent, parked_at IS NOT NULL AS parked,"
+        " last_error FROM outbox ORDER BY id"
+    ).fetchall()
+    assert [(r["event_type"], r["sent"], r["parked"]) for r in rows] == [
+        ("reservation.created", True, False),
+        ("reservation.expiry_due", True, False),
+        ("payment.confirmed", False, True),
+        ("payment.confirmed", True, False),
+    ]
+    assert "InvalidParameter" in rows[2]["last_error"]
+    analytics = drain(get_settings().analytics_queue_name, wait=2)
+    assert [e["payload"]["sale_id"] for e in analytics] == [sale["id"]]
+    assert relay.relay_batch() == (0, 0)  # the parked row is not claimed again

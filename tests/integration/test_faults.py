@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
+import requests
 
 from bench.audit import audit
 from chalicelib.aws import clients
@@ -23,6 +26,7 @@ from chalicelib.events import handlers, outbox, relay
 from chalicelib.services import payments, reservations
 from tests.conftest import admin_connection
 from tests.support.data import move_hold_end
+from tests.support.live_server import serve_in_thread
 
 
 def assert_clean(db) -> None:
@@ -234,9 +238,12 @@ def expiry_message(reservation_id: str) -> str:
 
 
 @pytest.mark.slow
-def test_expiry_racing_payment_never_releases_a_paid_seat(client, make_user, make_session, db):
+def test_expiry_racing_payment_never_releases_a_paid_seat(
+    client, make_user, make_session, db, seats_per_customer
+):
     """Payment and the expiry message for the same hold at the same moment, 40 times, with the
     hold both still live and just past its time. Every time exactly one of them wins."""
+    seats_per_customer(0)  # one buyer buys up to 40 seats of the session here
     session = make_session(rows=5, seats_per_row=8)
     buyer = make_user()
     outcomes: Counter = Counter()
@@ -324,3 +331,44 @@ def test_early_expiry_message_is_rescheduled_once_for_the_time_left(
     assert row["status"] == "PENDING"
     assert seat_states(db, session["id"])["B8"] == "RESERVED"
     assert_clean(db)
+
+
+# --- a full connection pool ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def pool_of_one(monkeypatch) -> Iterator[Any]:
+    """This process's pool, one connection large (as in a Lambda container, DB_POOL_SIZE=1)."""
+    from chalicelib.db import close_pool, get_pool
+    from chalicelib.settings import get_settings
+
+    close_pool()
+    monkeypatch.setenv("DB_POOL_SIZE", "1")
+    get_settings.cache_clear()
+    yield get_pool()
+    close_pool()
+
+
+def test_a_full_pool_answers_503_at_once_not_after_retries(
+    app_module, customer, make_session, pool_of_one
+):
+    """The only connection is busy: the request answers 503 after the pool's 2 s wait, once. A
+    pool timeout is not retried (each retry would wait the 2 s again, holding the worker)."""
+    session = make_session()
+    with serve_in_thread(app_module.app) as url, pool_of_one.connection():
+        started = time.monotonic()
+        answer = requests.post(
+            f"{url}/reservations",
+            json={"session_id": session["id"], "seats": ["A1"]},
+            headers={"Authorization": f"Bearer {customer['token']}"},
+            timeout=30,
+        )
+        took = time.monotonic() - started
+    assert answer.status_code == 503, answer.text
+    assert answer.json() == {
+        "Code": "ServiceUnavailable",
+        "Message": "the database is not reachable; retry shortly",
+    }
+    print(f"\nfull pool: 503 after {took:.2f} s")
+    # One 2 s wait; retried, it was four of them (8-9 s). Generous: the machine may be loaded.
+    assert took < 5, took

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -199,3 +200,59 @@ def test_longest_and_oddest_valid_keys_work(client, customer, make_session):
         first = hold(client, customer, session["id"], [f"A{i + 1}"], key=key)
         assert first.status == 201
         assert hold(client, customer, session["id"], [f"A{i + 1}"], key=key).body == first.body
+
+
+# --- what is kept, and how much -------------------------------------------------------------
+
+
+def kept_records(customer) -> list[bytes]:
+    from chalicelib.cache import key, redis_client
+
+    pattern = key("idempotency", customer["id"], "*")
+    return list(redis_client().scan_iter(match=pattern, count=1000))
+
+
+def test_a_404_for_a_random_id_stores_nothing(client, customer, make_session):
+    session = make_session()
+    for i in range(3):
+        answer = pay(client, customer, str(uuid.uuid4()), key=f"random-{i}")
+        assert answer.status == 404 and answer.code == "NotFound"
+    unknown_seat = hold(client, customer, session["id"], ["Z9"], key="bad-seat")
+    assert unknown_seat.status == 404
+    assert kept_records(customer) == []
+    # The same key then serves a real request.
+    assert hold(client, customer, session["id"], ["A1"], key="bad-seat").status == 201
+    assert len(kept_records(customer)) == 1
+
+
+def test_refusals_worth_replaying_are_kept(client, customer, make_user, make_session, db):
+    session = make_session()
+    other = make_user()
+    hold(client, other, session["id"], ["A1"])
+    assert hold(client, customer, session["id"], ["A1"], key="taken").code == "SeatUnavailable"
+    mine = hold(client, customer, session["id"], ["A2"]).body
+    client.delete(f"/reservations/{mine['id']}", token=customer["token"])
+    assert pay(client, customer, mine["id"], key="cancelled").code == "InvalidState"
+    assert len(kept_records(customer)) == 2
+
+
+def test_live_records_per_user_are_capped(client, customer, make_user, make_session, monkeypatch):
+    """Beyond MAX_RECORDS_PER_USER live records a key is not kept: the request runs, and a repeat
+    runs again (here: the seat it took is then taken). Others are not affected, and a record
+    that expires frees its place."""
+    monkeypatch.setattr(idempotency, "MAX_RECORDS_PER_USER", 3)
+    monkeypatch.setattr(idempotency, "ANSWER_TTL_MS", 1500)
+    session = make_session()
+    for i in range(1, 4):
+        assert hold(client, customer, session["id"], [f"A{i}"], key=f"k{i}").status == 201
+    over = hold(client, customer, session["id"], ["A4"], key="k4")
+    assert over.status == 201
+    again = hold(client, customer, session["id"], ["A4"], key="k4")
+    assert again.status == 409 and again.code == "SeatUnavailable"  # not the kept 201
+    assert len(kept_records(customer)) == 3
+    other = make_user()
+    assert hold(client, other, session["id"], ["B1"], key="k4").status == 201
+    assert hold(client, other, session["id"], ["B1"], key="k4").status == 201  # replayed
+    time.sleep(1.6)  # the three records expire
+    assert hold(client, customer, session["id"], ["A5"], key="k5").status == 201
+    assert hold(client, customer, session["id"], ["A5"], key="k5").status == 201  # kept again

@@ -1,7 +1,8 @@
 """Model-based test: hypothesis drives random sequences of create-session, hold, cancel, pay,
 let-time-pass, expiry messages and the sweep against the real database (through the Chalice app),
 and after every step compares the answers and the seat maps with a simple model, and runs the
-audit of bench/audit.py.
+audit of bench/audit.py. The model includes the per-customer seat cap (live holds plus seats
+bought, per session).
 
 Time is the test's: "let time pass" moves every hold's clock back by the same amount in
 PostgreSQL (reservations.expires_at and created_at, seats.held_until), which is what the app sees
@@ -33,9 +34,11 @@ from hypothesis.stateful import (
 from bench.audit import audit
 from chalicelib.cache import seat_maps
 from chalicelib.events import handlers, relay
+from chalicelib.settings import get_settings
 from tests.support.data import session_body
 
 HOLD_SECONDS = 600
+SEATS_PER_CUSTOMER = 10  # the default; two customers reach it in a 16-seat room
 PRICE = 2500
 LABELS = [f"{row}{n}" for row in "AB" for n in range(1, 9)]  # the 2 x 8 test room
 # Emptied before each example; DELETE, not TRUNCATE: a TRUNCATE syncs new files to disk, which
@@ -132,6 +135,16 @@ class BoxOfficeMachine(RuleBasedStateMachine):
             {"session_id": room, "seats": seats},
             token=self.customers[who]["token"],
         )
+        mine = sum(
+            len(h.seats)
+            for h in self.model_holds.values()
+            if h.owner == who and h.session_id == room and (h.live or h.status == "CONFIRMED")
+        )
+        if mine + len(seats) > SEATS_PER_CUSTOMER:  # checked before the seats are
+            assert answer.status == 409, (answer.status, answer.body, mine)
+            assert answer.code == "HoldLimitReached"
+            assert (answer.body["limit"], answer.body["held_seats"]) == (SEATS_PER_CUSTOMER, mine)
+            return multiple()
         taken = sorted(s for s in seats if model.status(s) != "AVAILABLE")
         if taken:
             assert answer.status == 409, (answer.status, answer.body, taken)
@@ -284,6 +297,7 @@ class BoxOfficeMachine(RuleBasedStateMachine):
 @pytest.mark.slow
 def test_box_office_state_machine(client, db, make_user, manager, hold_seconds, monkeypatch):
     hold_seconds(HOLD_SECONDS)
+    assert get_settings().seats_per_customer == SEATS_PER_CUSTOMER
     # Events stay in the outbox, where the audit reads them; nothing floods the shared queues.
     monkeypatch.setattr(relay, "publish_backlog", lambda *a, **k: 0)
     BoxOfficeMachine.client = client

@@ -109,18 +109,29 @@ def test_error_responses_name_their_codes(document):
                     assert set(codes["properties"]["Code"]["enum"]) <= ERROR_CODES
                 if status == "429":
                     assert response["headers"]["Retry-After"]["required"] is True
-            if path != "/health":
-                assert "429" in operation["responses"], (method, path)
+            assert "429" in operation["responses"], (method, path)
             if path not in STATIC_PATHS:
                 assert "503" in operation["responses"], (method, path)
     holds = document["paths"]["/reservations"]["post"]["responses"]
-    assert set(holds) == {"201", "400", "401", "403", "404", "409", "422", "429", "503"}
+    assert set(holds) == {"201", "400", "401", "403", "404", "405", "409", "422", "429", "503"}
     conflict = holds["409"]["content"]["application/json"]["schema"]["allOf"][1]
     assert conflict["properties"]["Code"]["enum"] == [
         "SeatUnavailable",
         "InvalidState",
+        "HoldLimitReached",
         "IdempotencyKeyInProgress",
     ]
+    assert "SEATS_PER_CUSTOMER" in holds["409"]["description"]
+
+
+def test_every_path_documents_405_with_allow(document):
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            answer = operation["responses"]["405"]
+            schema = answer["content"]["application/json"]["schema"]["allOf"][1]
+            assert schema["properties"]["Code"]["enum"] == ["MethodNotAllowed"], (method, path)
+            assert answer["headers"]["Allow"]["required"] is True, (method, path)
+    assert "405 `MethodNotAllowed`" in document["info"]["description"]
 
 
 def test_served_document_is_the_built_one(client, document):

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from chalicelib.domain.errors import SeatUnavailable
+from chalicelib.domain.errors import HoldLimitReached, SeatUnavailable
 from chalicelib.services.reservations import take_seats
 
 BUYERS = 200
@@ -43,6 +43,9 @@ def race(session_id: str, customers: list[str], wanted: list[list[str]]) -> Coun
             except SeatUnavailable:
                 conn.rollback()
                 return "409"
+            except HoldLimitReached:
+                conn.rollback()
+                return "409 HoldLimitReached"
             except Exception as exc:  # anything else (a deadlock, a lock timeout) is a failure
                 conn.rollback()
                 return f"error {type(exc).__name__}: {exc}"
@@ -119,3 +122,18 @@ def test_opposite_order_never_deadlocks(db, make_user, make_session):
             "UPDATE reservations SET status = 'CANCELLED', closed_at = now() "
             "WHERE status = 'PENDING'"
         )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(5))
+def test_parallel_holds_by_one_customer_never_pass_the_seat_cap(
+    db, make_user, make_session, attempt
+):
+    """8 holds of 2 different seats each, by one customer, at the same moment, with the default
+    cap of 10: exactly 5 pass (10 seats) and 3 are refused, whatever the interleaving."""
+    session = make_session(rows=2, seats_per_row=8)
+    customer = make_user()["id"]
+    pairs = [ALL_SEATS[i : i + 2] for i in range(0, 16, 2)]
+    outcome = race(session["id"], [customer] * 8, pairs)
+    assert outcome == Counter({"201": 5, "409 HoldLimitReached": 3}), outcome
+    assert seats_held(db, session["id"]) == 10

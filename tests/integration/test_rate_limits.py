@@ -10,6 +10,7 @@ import requests
 
 from chalicelib.settings import get_settings
 from chalicelib.web import rate_limits
+from tests.integration.conftest import delete_run_keys
 from tests.support.live_server import serve_in_process
 
 
@@ -17,8 +18,13 @@ from tests.support.live_server import serve_in_process
 def two_instances() -> Iterator[list[str]]:
     """Two app processes (granian, as `make run` serves it) sharing this run's database and Redis
     prefix, with low limits."""
-    env = {"RATE_LIMIT_PER_MINUTE": "6", "RATE_LIMIT_HOLDS_PER_MINUTE": "2"}
+    env = {
+        "RATE_LIMIT_PER_MINUTE": "6",
+        "RATE_LIMIT_HOLDS_PER_MINUTE": "2",
+        "RATE_LIMIT_AUTH_PER_MINUTE": "2",
+    }
     with serve_in_process(env) as (first, _), serve_in_process(env) as (second, _):
+        delete_run_keys()  # the start-up probes of /health counted against this IP's limit
         yield [first, second]
 
 
@@ -33,6 +39,10 @@ def limits(monkeypatch):
 
     yield set_to
     get_settings.cache_clear()
+
+
+def _status_and_headers(response: requests.Response) -> tuple[int, dict]:
+    return response.status_code, response.headers
 
 
 def assert_limited(response_status: int, headers) -> None:
@@ -65,7 +75,7 @@ def test_limit_is_shared_by_two_instances(two_instances, make_user, make_session
     assert as_user == [200] * 6
     refused = requests.get(f"{first}/me/purchases", headers=auth, timeout=5)
     assert_limited(refused.status_code, refused.headers)
-    assert requests.get(f"{first}/health", timeout=5).status_code == 200  # never limited
+    assert_limited(*_status_and_headers(requests.get(f"{first}/health", timeout=5)))
 
 
 @pytest.mark.slow
@@ -90,6 +100,21 @@ def test_holds_limit_is_shared_by_two_instances(two_instances, make_user, make_s
         assert requests.get(f"{url}/me/purchases", headers=auth, timeout=5).status_code == 200
     refused = requests.get(f"{second}/me/purchases", headers=auth, timeout=5)
     assert_limited(refused.status_code, refused.headers)
+
+
+@pytest.mark.slow
+def test_sign_in_limit_is_per_ip_and_shared_by_two_instances(two_instances, make_user):
+    first, second = two_instances
+    user = make_user()
+    login = {"email": user["email"], "password": "password123"}
+    signup = {"email": "fresh@example.com", "password": "password123", "name": "F"}
+    assert requests.post(f"{first}/auth/login", json=login, timeout=5).status_code == 200
+    assert requests.post(f"{second}/auth/signup", json=signup, timeout=5).status_code == 201
+    for url, path, body in ((first, "signup", signup), (second, "login", login)):
+        refused = requests.post(f"{url}/auth/{path}", json=body, timeout=5)
+        assert_limited(refused.status_code, refused.headers)
+    # 2 sign-ins of the general 6: the other routes still answer.
+    assert requests.get(f"{first}/sessions?limit=1", timeout=5).status_code == 200
 
 
 @pytest.mark.slow
@@ -122,7 +147,7 @@ def test_retry_after_counts_from_the_oldest_request_in_the_window(client, limits
     assert_limited(refused.status, refused.headers)
     assert int(refused.headers["Retry-After"]) in (59, 60)
     assert refused.body["Code"] == "RateLimited"
-    assert client.get("/health").status == 200
+    assert client.get("/health").status == 429  # limited like every route
 
 
 def test_a_limit_of_zero_is_off(client, limits):

@@ -11,15 +11,12 @@ from pathlib import Path
 import pytest
 
 from infra import package as packaging
-from infra.package import PROJECT_ROOT
 from tests.support.lambda_sandbox import api_event, invoke, runtime_dependencies, unpack
 
 pytestmark = pytest.mark.package
 
 LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # direct upload limit for a zipped deployment package
-NOT_SHIPPED = ("moto", "yaml", "pytest", "tests", "bench", "devtools", "infra", "chalicelib/local")
-# Until the lead's #12 moves chalicelib/local/ to devtools/, Chalice packages it with chalicelib/.
-LOCAL_RUNNER_IN_TREE = (PROJECT_ROOT / "chalicelib" / "local").exists()
+NOT_SHIPPED = ("moto", "yaml", "granian", "pytest", "tests", "bench", "devtools", "infra")
 
 
 def top_level(names: list[str]) -> set[str]:
@@ -36,21 +33,10 @@ def test_the_zip_is_under_lambdas_limit(deployment_zip: Path) -> None:
     assert deployment_zip.stat().st_size < LAMBDA_ZIP_LIMIT
 
 
-@pytest.mark.xfail(
-    LOCAL_RUNNER_IN_TREE,
-    reason="chalicelib/local/ is still in chalicelib (moves to devtools/ with #12)",
-    strict=True,
-)
-def test_the_zip_holds_no_test_emulator_or_local_runner_code(deployment_zip: Path) -> None:
+def test_the_zip_holds_the_app_and_no_test_emulator_or_local_runner_code(deployment_zip) -> None:
     with zipfile.ZipFile(deployment_zip) as archive:
         shipped = top_level(archive.namelist())
     assert not shipped & set(NOT_SHIPPED)
-
-
-def test_the_zip_holds_no_test_or_emulator_code_besides_the_local_runner(deployment_zip) -> None:
-    with zipfile.ZipFile(deployment_zip) as archive:
-        shipped = top_level(archive.namelist())
-    assert not shipped & (set(NOT_SHIPPED) - {"chalicelib/local"})
     assert {"app", "chalicelib", "psycopg", "redis", "jwt", "argon2"} <= shipped
 
 
@@ -76,7 +62,7 @@ def test_unzipped_alone_it_answers_an_api_gateway_event(deployment_zip, tmp_path
     assert outcome["foreign_modules"] == []  # nothing came from this project or its virtualenv
     loaded = outcome["loaded"]
     assert not [name for name in loaded if name.split(".")[0] in ("moto", "yaml", "pytest")]
-    assert not [name for name in loaded if name.startswith("chalicelib.local")]
+    assert not [name for name in loaded if name.startswith("devtools")]
 
 
 def test_every_module_ships_compiled_for_the_runtime(deployment_zip: Path, template) -> None:

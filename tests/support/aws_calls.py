@@ -29,8 +29,6 @@ import botocore.session
 from botocore import xform_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# Local-only code that never ships (the lead is moving it to devtools/; ignored while present).
-NOT_DEPLOYED = ("chalicelib/local/", "chalicelib/aws/embedded.py", "chalicelib/aws/provision.py")
 WATCHED_SERVICES = (
     "sqs",
     "sns",
@@ -174,11 +172,9 @@ class CodeIndex:
             self._index(module)
 
     def _sources(self) -> Iterator[Path]:
+        # What Chalice packages: app.py and chalicelib/ (local-only code lives in devtools/).
         yield self.root / "app.py"
-        for path in sorted((self.root / "chalicelib").rglob("*.py")):
-            relative = path.relative_to(self.root).as_posix()
-            if not relative.startswith(NOT_DEPLOYED) and relative not in NOT_DEPLOYED:
-                yield path
+        yield from sorted((self.root / "chalicelib").rglob("*.py"))
 
     def _index(self, module: _Module) -> None:
         top = Unit(f"{module.name}.{MODULE_CODE}")

@@ -20,7 +20,7 @@ from chalicelib.cache.seat_maps import (
     to_json,
 )
 from chalicelib.domain.errors import ValidationError
-from chalicelib.web.idempotency import fingerprint, idempotency_key, is_kept
+from chalicelib.web.idempotency import fingerprint, idempotency_key, worth_replaying
 from chalicelib.web.rate_limits import retry_after_seconds
 
 # --- circuit breaker ---------------------------------------------------------------------------
@@ -157,8 +157,23 @@ def test_fingerprint_compares_json_by_meaning():
 
 
 @pytest.mark.parametrize(
-    ("status", "kept"),
-    [(200, True), (201, True), (409, True), (410, True), (429, False), (503, False)],
+    ("status", "code", "kept"),
+    [
+        (200, None, True),
+        (201, None, True),
+        (409, "SeatUnavailable", True),
+        (409, "InvalidState", True),
+        (409, "HoldLimitReached", True),
+        (410, "HoldExpired", True),
+        (400, "ValidationError", False),
+        (401, "Unauthorized", False),
+        (403, "Forbidden", False),
+        (404, "NotFound", False),
+        (409, "IdempotencyKeyInProgress", False),
+        (422, "IdempotencyKeyReused", False),
+        (429, "RateLimited", False),
+        (503, "ServiceUnavailable", False),
+    ],
 )
-def test_which_answers_are_kept_under_a_key(status, kept):
-    assert is_kept(status) is kept
+def test_which_answers_are_kept_under_a_key(status, code, kept):
+    assert worth_replaying(status, code) is kept

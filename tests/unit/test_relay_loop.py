@@ -106,8 +106,8 @@ def test_a_round_with_many_due_seconds_sends_at_most_ten_messages_a_call(monkeyp
         }
         for i in range(1, 26)
     ]
-    sent, failures = relay._send(rows)
-    assert failures == [] and sorted(sent) == list(range(1, 26))
+    sent, parked, failures = relay._send(rows)
+    assert failures == [] and parked == {} and sorted(sent) == list(range(1, 26))
     assert sorted(batches) == [5, 10, 10]
 
 
@@ -119,8 +119,9 @@ def event_rows(count: int) -> list[dict]:
     ]
 
 
-def fake_sns(monkeypatch, answer):
-    """SNS whose PublishBatch answers `answer(entry ids)`: a list of successful ids or raises."""
+def fake_sns(monkeypatch, answer, failed=lambda ids: []):
+    """SNS whose PublishBatch answers `answer(entry ids)`: a list of successful ids or raises;
+    `failed(entry ids)` lists its Failed entries."""
     from botocore.exceptions import EndpointConnectionError
 
     calls: list[list[int]] = []
@@ -132,7 +133,7 @@ def fake_sns(monkeypatch, answer):
             went = answer(ids)
             if went is None:
                 raise EndpointConnectionError(endpoint_url="http://aws.invalid")
-            return {"Successful": [{"Id": str(i)} for i in went]}
+            return {"Successful": [{"Id": str(i)} for i in went], "Failed": failed(ids)}
 
     monkeypatch.setattr(relay.clients, "client", lambda service: FakeSNS())
     monkeypatch.setattr(relay.clients, "events_topic_arn", lambda: "topic")
@@ -141,16 +142,16 @@ def fake_sns(monkeypatch, answer):
 
 def test_events_leave_in_order_and_stop_at_a_failed_call(monkeypatch):
     calls = fake_sns(monkeypatch, lambda ids: None if ids[0] == 11 else ids)
-    sent, failures = relay._send(event_rows(25))
+    sent, parked, failures = relay._send(event_rows(25))
     assert calls == [list(range(1, 11)), list(range(11, 21))]  # the third chunk never left
-    assert sent == list(range(1, 11)) and len(failures) == 1
+    assert sent == list(range(1, 11)) and parked == {} and len(failures) == 1
 
 
 def test_events_stop_at_an_entry_sns_refused(monkeypatch):
     calls = fake_sns(monkeypatch, lambda ids: [i for i in ids if i != 4])
-    sent, failures = relay._send(event_rows(25))
+    sent, parked, failures = relay._send(event_rows(25))
     assert calls == [list(range(1, 11))]
-    assert sent == [1, 2, 3] and failures == []
+    assert sent == [1, 2, 3] and parked == {} and failures == []
 
 
 def test_every_round_gives_the_outbox_age_reporter_its_turn(monkeypatch):
@@ -158,3 +159,74 @@ def test_every_round_gives_the_outbox_age_reporter_its_turn(monkeypatch):
     monkeypatch.setattr(relay.metrics, "OutboxAgeReporter", lambda: lambda: turns.append(1))
     drive(monkeypatch, [(3, 3), (0, 0), (1, 0)])
     assert len(turns) == 3
+
+
+def failure(entry_id: int, code: str, sender_fault: bool = True) -> dict:
+    return {"Id": str(entry_id), "Code": code, "Message": "why", "SenderFault": sender_fault}
+
+
+@pytest.mark.parametrize(
+    ("entry", "for_good"),
+    [
+        (failure(1, "InvalidParameter"), True),
+        (failure(1, "InvalidParameterValue"), True),
+        (failure(1, "InvalidMessageContents"), True),
+        (failure(1, "InvalidParameter", sender_fault=False), False),
+        (failure(1, "Throttling"), False),
+        (failure(1, "KMSAccessDenied"), False),  # fixable, and it stops every row alike
+        (failure(1, "InternalError", sender_fault=False), False),
+    ],
+)
+def test_only_the_senders_own_invalid_messages_are_refused_for_good(entry, for_good):
+    assert relay.refused_for_good(entry) is for_good
+
+
+def test_an_entry_refused_for_good_is_parked_and_the_rest_go_on_in_order(monkeypatch):
+    calls = fake_sns(
+        monkeypatch,
+        lambda ids: [i for i in ids if i not in (4, 15)],
+        lambda ids: [failure(4, "InvalidParameter")] if 4 in ids else [],
+    )
+    sent, parked, failures = relay._send(event_rows(25))
+    assert calls == [list(range(1, 11)), list(range(11, 21))]
+    assert parked == {4: "InvalidParameter: why"}
+    # 15 was not refused for good: the run stops there, and 16.. wait for the next round.
+    assert sent == [1, 2, 3, *range(5, 15)] and failures == []
+
+
+def test_a_throttled_entry_is_not_parked(monkeypatch):
+    fake_sns(
+        monkeypatch,
+        lambda ids: [i for i in ids if i != 2],
+        lambda ids: [failure(2, "Throttling")] if 2 in ids else [],
+    )
+    sent, parked, _ = relay._send(event_rows(5))
+    assert sent == [1] and parked == {}
+
+
+def test_an_expiry_message_refused_for_good_parks_every_row_it_carried(monkeypatch):
+    now = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+
+    class FakeSQS:
+        def send_message_batch(self, QueueUrl, Entries):
+            first = Entries[0]["Id"]  # the message of the rows due at +1 s
+            return {
+                "Successful": [{"Id": e["Id"]} for e in Entries[1:]],
+                "Failed": [failure(int(first), "InvalidParameterValue")],
+            }
+
+    monkeypatch.setattr(relay.clients, "client", lambda service: FakeSQS())
+    monkeypatch.setattr(relay.clients, "queue_url", lambda name: "queue")
+    rows = [
+        {
+            "id": i,
+            "destination": "expiry",
+            "deliver_at": now + timedelta(seconds=1 if i <= 2 else 5),
+            "body": {"reservation_id": f"r{i}"},
+            "now": now,
+        }
+        for i in range(1, 5)
+    ]
+    sent, parked, failures = relay._send(rows)
+    assert sorted(sent) == [3, 4] and failures == []
+    assert parked == {1: "InvalidParameterValue: why", 2: "InvalidParameterValue: why"}

@@ -329,6 +329,44 @@ def test_idempotency_key_model_agrees_with_the_idempotency_module(key):
     assert by_model == by_module == (1 <= len(key) <= 255 and all(" " <= c <= "~" for c in key))
 
 
+# --- JSON nesting ---------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab'),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=60,
+)
+
+
+def depth_of(value) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    return 0
+
+
+def nested(levels: int, inner: object = 1):
+    for _ in range(levels):
+        inner = [inner] if levels % 2 else {"k": inner}
+    return inner
+
+
+@given(st.one_of(json_values, st.integers(0, 40).map(nested)), st.integers(0, 40))
+@example(nested(32), 32)
+@example(nested(33), 32)
+@example({"[[[": '{{{\\"[['}, 1)
+def test_nesting_scan_agrees_with_the_parsed_depth(value, limit):
+    raw = json.dumps(value).encode()
+    assert schemas.nesting_exceeds(raw, limit) == (depth_of(value) > limit)
+
+
+def test_idempotency_fingerprint_survives_any_depth():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert idempotency.canonical_body(deep) == deep  # compared byte for byte, not a crash
+    assert idempotency.fingerprint("POST", "/x", "pay", deep)
+
+
 @given(st.one_of(st.uuids().map(str), st.text(max_size=40)))
 def test_path_ids_are_uuids_or_404(raw):
     try:
@@ -344,8 +382,8 @@ def test_path_ids_are_uuids_or_404(raw):
 
 @given(st.uuids(), st.sampled_from(["CUSTOMER", "MANAGER"]))
 def test_issued_tokens_verify_to_their_user_and_role(user_id, role):
-    caller = tokens.verify(tokens.issue(str(user_id), role))
-    assert caller == tokens.Caller(str(user_id), role)
+    caller = tokens.verify(tokens.issue(str(user_id), role, 7))
+    assert caller == tokens.Caller(str(user_id), role, 7)
 
 
 @given(st.text(max_size=200))
@@ -369,6 +407,7 @@ claims = st.fixed_dictionaries(
         "iat": times,
         "exp": st.one_of(times, st.text(max_size=3)),
         "nbf": times,
+        "ver": st.one_of(st.integers(-1, 3), st.booleans(), st.text(max_size=2), st.none()),
     },
 )
 
@@ -395,6 +434,11 @@ def test_unsigned_foreign_or_garbled_tokens_are_401(payload, how):
 
 
 @given(claims)
+@example(
+    {"sub": "u", "role": "CUSTOMER", "iss": "boxoffice", "iat": NOW - 3600, "exp": NOW + 3600,
+     "ver": 0}
+)  # fmt: skip
+@example({"sub": "u", "role": "CUSTOMER", "iss": "boxoffice", "iat": NOW - 3600, "exp": NOW + 3600})
 def test_signed_tokens_pass_only_with_every_claim_right(payload):
     token = jwt.encode(payload, get_settings().jwt_secret, algorithm="HS256")
     rule = (
@@ -405,10 +449,12 @@ def test_signed_tokens_pass_only_with_every_claim_right(payload):
         and payload.get("iat") == NOW - 3600
         and payload.get("exp") == NOW + 3600
         and payload.get("nbf", NOW - 3600) == NOW - 3600
+        and type(payload.get("ver")) is int
+        and payload["ver"] >= 0
     )
     try:
         caller = tokens.verify(token)
     except Unauthorized:
         assert not rule
     else:
-        assert rule and caller == tokens.Caller(payload["sub"], payload["role"])
+        assert rule and caller == tokens.Caller(payload["sub"], payload["role"], payload["ver"])
