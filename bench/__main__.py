@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         # The handler-level scenarios' own endpoint (the HTTP block starts `make run`, which
         # starts another): the same emulator process `make run` runs, provisioned from infra/.
         os.environ["AWS_ENDPOINT_URL"] = aws_url
-        provision("local", endpoint_url=aws_url)
+        os.environ["EVENTS_TOPIC_ARN"] = provision("local", endpoint_url=aws_url)["TopicArn"]
         eprint(f"bench: AWS endpoint {aws_url} (embedded, provisioned)")
         run = Run(args, stamp)  # its worker processes inherit the endpoint's URL
 
@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                 failures.append(f"event runner: {traceback.format_exc()}")
             events.close()
             stop_file.unlink()
-        os.environ.pop("AWS_ENDPOINT_URL", None)
+        for name in ("AWS_ENDPOINT_URL", "EVENTS_TOPIC_ARN"):  # `make run` provisions its own
+            os.environ.pop(name, None)
 
         if "http" in which:
             block = HttpBlock(
