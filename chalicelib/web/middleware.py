@@ -53,13 +53,13 @@ def http_guard(request: Request, get_response: Callable[[Request], Response]) ->
         response = error_response(exc)
     if response.status_code == 405:
         response = _method_not_allowed(request, response)
-    logger.info(
-        "request",
-        extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
+    access = {
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if response.status_code >= 400 and isinstance(response.body, dict):
+        access["code"] = response.body.get("Code")
+    logger.info("request", extra=access)
     return response

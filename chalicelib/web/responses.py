@@ -27,8 +27,7 @@ def error_response(error: BoxOfficeError, headers: dict[str, str] | None = None)
         headers["Retry-After"] = str(retry_after)
     if error.status >= 500:
         logger.error(error.message, extra={"code": error.code})
-    else:
-        logger.info("request refused", extra={"code": error.code, "status": error.status})
+    # A refusal (4xx) is logged once, by the access log line, with its code.
     return json_response(error.body(), error.status, headers)
 
 
