@@ -42,9 +42,10 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
-# A worker thread per request in flight: more than the worker's database pool (DB_POOL_SIZE) would
-# only queue on the pool.
-DEFAULT_THREADS_PER_WORKER = 8
+# Request threads per worker (WEB_THREADS): granian's own ceiling before it warns, 2 x cores + 1. A
+# flash sale's tail was the same with 4, 8 and 16 (bench/README.md); more than the worker's
+# database pool (DB_POOL_SIZE, 8) would only queue on the pool.
+DEFAULT_THREADS_PER_WORKER = 2 * (os.cpu_count() or 1) + 1
 # Checks of an endpoint another instance owns that may fail in a row before this one replaces it.
 ADOPT_AFTER_MISSES = 3
 PR_SET_PDEATHSIG = 1
