@@ -54,4 +54,4 @@ def changed(session_id: str) -> None:
     finally:
         # Copies this process read before the delete are void here at once, not when Redis's
         # notice of it arrives.
-        watch.changed_here(redis_store.keys(session_id)[0])
+        watch.changed_here(redis_store.snapshot_key(session_id))

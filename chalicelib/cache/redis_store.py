@@ -29,10 +29,16 @@ REBUILD = 2  # the caller now owns the rebuild
 REBUILDING = 3  # another reader owns the rebuild
 
 
+def snapshot_key(session_id: str) -> str:
+    # A hash tag, so the hash and its rebuild lock live in the same cluster slot (the scripts
+    # touch both).
+    return key("seatmap", f"{{{session_id}}}")
+
+
 def keys(session_id: str) -> list[str]:
-    """The snapshot's hash and the rebuild lock. One hash tag, so both live in the same cluster
-    slot (the scripts touch both)."""
-    return [key("seatmap", f"{{{session_id}}}"), key("seatmap", f"{{{session_id}}}", "rebuild")]
+    """The snapshot's hash and the rebuild lock."""
+    snapshot = snapshot_key(session_id)
+    return [snapshot, f"{snapshot}:rebuild"]
 
 
 # ARGV = this reader's token, the lease in ms, the build token of the snapshot this process already

@@ -42,7 +42,7 @@ def cached_snapshot(session_id: str) -> Snapshot | None:
     """The current snapshot, from this process's copy while Redis reports no change of it, else
     from Redis or rebuilt by this reader; None when the caller should read PostgreSQL itself
     (Redis unavailable, or another reader's rebuild took too long)."""
-    hash_key = redis_store.keys(session_id)[0]
+    hash_key = redis_store.snapshot_key(session_id)
     known_build, known, known_stamp = copies.snapshots.get(session_id, (b"", None, None))
     if known is not None and unsent.empty() and watch.unchanged(hash_key, known_stamp):
         return known
