@@ -9,6 +9,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -244,6 +245,17 @@ def test_invalidation_lost_while_redis_was_skipped_is_sent_before_the_next_read(
         cache.breaker.succeeded()  # Redis is back
     assert statuses(client, session["id"])["A1"] == "RESERVED"
     assert invalidations.unsent._sessions == set()
+
+
+def test_a_script_the_server_has_not_seen_is_loaded_on_first_use():
+    """A Redis restart or failover empties its script cache: EVALSHA then answers NOSCRIPT, and
+    the script is loaded and run in the same call."""
+    marker = uuid.uuid4().hex
+    unseen = cache.lua_script(f"return '{marker}'")  # a text no server has cached yet
+    client = cache.redis_client()
+    assert client.script_exists(unseen.sha) == [False]
+    assert unseen([], [], client=client) == marker.encode()
+    assert client.script_exists(unseen.sha) == [True]
 
 
 # --- randomized concurrent holds, payments, cancels and expiries --------------------------------
