@@ -19,7 +19,7 @@ def populate(session_id: str, users: list[User], rng: random.Random) -> None:
     grid = labels(ROWS, SEATS_PER_ROW)
     for n, i in enumerate(range(0, len(grid), 6)):
         user = users[rng.randrange(len(users))]
-        held, _ = reservations.hold_seats(
+        held = reservations.hold_seats(
             customer_id=user.id, session_id=session_id, seats=grid[i : i + 2], hold_seconds=900
         )
         if n % 2 == 0:

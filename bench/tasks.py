@@ -267,7 +267,7 @@ def limit_holds(args: dict[str, Any], start: Callable[[], float]) -> list[Sample
         for customer_id, session_id, seats, pay in jobs:
             began = time.perf_counter()
             try:
-                reservation, _ = take_seats(
+                reservation = take_seats(
                     conn,
                     customer_id=customer_id,
                     session_id=session_id,

@@ -9,14 +9,13 @@ paying a connect or read timeout on every request while Redis is down.
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.commands.core import Script
 
 from chalicelib.log import logger
 from chalicelib.settings import get_settings
@@ -122,16 +121,13 @@ def reset() -> None:
     breaker.succeeded()
 
 
-class LuaScript:
-    """A Lua script run atomically by Redis: EVALSHA, loading the text on first use on a server
-    that has not seen it (a restart or failover empties the script cache)."""
+# Scripts are registered on a client that never connects: redis-py's `Script` takes only the text's
+# encoding from it, and each call passes the client `use_redis` hands over
+# (`SCRIPT(keys, args, client=r)`), so a client replaced by `reset()` needs no new registration.
+_script_registry = redis.Redis()
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
 
-    def __call__(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return client.eval(self.text, len(keys), *keys, *args)
+def lua_script(text: str) -> Script:
+    """A Lua script Redis runs atomically: EVALSHA, loading the text on a server that has not seen
+    it yet (a restart or failover empties the script cache). redis-py's `register_script`."""
+    return _script_registry.register_script(text)

@@ -3,13 +3,20 @@
 A Lambda container keeps its pool between invocations, so a warm request pays no connection set-up.
 Every use case runs as one short transaction through `in_transaction`, which retries what is safe to
 retry (a dropped connection, a serialization failure, a deadlock) with jittered exponential backoff
-and turns a database that stays unreachable into `ServiceUnavailable` (503) instead of a 500.
+and turns a database that stays unreachable into `DatabaseUnavailable` (the web layer answers 503)
+instead of a 500.
+
+What must follow a commit, and only a commit (telling the seat-map cache that seats changed), is
+registered with `after_commit` from inside the work. Each attempt collects its own callbacks: a
+failed attempt's are dropped with it, and they run once the attempt that succeeded has committed
+and given its connection back, never after a rollback or a COMMIT whose outcome is unknown.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TypeVar
 
 import psycopg
@@ -25,7 +32,6 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from chalicelib.domain.errors import ServiceUnavailable
 from chalicelib.log import logger
 from chalicelib.settings import get_settings
 
@@ -76,7 +82,12 @@ def close_pool() -> None:
             _pool = None
 
 
-class CommitOutcomeUnknown(ServiceUnavailable):
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached (or kept failing) within the unit of work's retries: the
+    caller should retry shortly. Its message is written for the client (the 503's Message)."""
+
+
+class CommitOutcomeUnknown(DatabaseUnavailable):
     """The connection broke while COMMIT was in flight: the change may or may not have happened.
 
     Never retried automatically (a retry could act twice); the client retries, ideally with an
@@ -93,25 +104,55 @@ TRANSIENT_ERRORS = (
 )
 
 
-def _attempt(work: Callable[[psycopg.Connection], T]) -> T:
-    with get_pool().connection() as conn:
+# The after-commit callbacks of the attempt under way in this thread; None outside a unit of work.
+_after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "after_commit", default=None
+)
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the unit of work under way has committed. Outside `in_transaction`
+    (a caller committing a connection of its own: the benchmark's SQL limit, tests) nothing is
+    registered: that caller owns what follows its commit."""
+    callbacks = _after_commit.get()
+    if callbacks is not None:
+        callbacks.append(callback)
+
+
+def _attempt(work: Callable[[psycopg.Connection], T]) -> tuple[T, list[Callable[[], None]]]:
+    callbacks: list[Callable[[], None]] = []
+    registering = _after_commit.set(callbacks)
+    try:
+        with get_pool().connection() as conn:
+            try:
+                result = work(conn)
+            except BaseException:
+                if not conn.closed:
+                    conn.rollback()
+                raise
+            try:
+                conn.commit()
+            except psycopg.OperationalError as exc:
+                raise CommitOutcomeUnknown(
+                    "the database connection was lost while saving; the outcome is unknown"
+                ) from exc
+    finally:
+        _after_commit.reset(registering)
+    return result, callbacks
+
+
+def _run_after_commit(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
         try:
-            result = work(conn)
-        except BaseException:
-            if not conn.closed:
-                conn.rollback()
-            raise
-        try:
-            conn.commit()
-        except psycopg.OperationalError as exc:
-            raise CommitOutcomeUnknown(
-                "the database connection was lost while saving; the outcome is unknown"
-            ) from exc
-        return result
+            callback()
+        except Exception:
+            # The change is saved: answering an error now would only make the client retry it.
+            logger.exception("a step after a commit failed; the change itself is saved")
 
 
 def in_transaction(work: Callable[[psycopg.Connection], T], *, attempts: int = 4) -> T:
-    """Run `work(conn)` in one transaction and commit it; retry transient failures."""
+    """Run `work(conn)` in one transaction and commit it; retry transient failures. Then run the
+    callbacks the committed attempt registered with `after_commit`."""
     retrying = Retrying(
         # PoolTimeout is an OperationalError too, but not a transient one to retry: the pool has
         # already waited its 2 s for a connection, and each retry would wait them again while the
@@ -126,11 +167,13 @@ def in_transaction(work: Callable[[psycopg.Connection], T], *, attempts: int = 4
         reraise=False,
     )
     try:
-        return retrying(_attempt, work)
+        result, callbacks = retrying(_attempt, work)
     except PoolTimeout as exc:
         logger.error("no database connection within the pool timeout", extra={"error": repr(exc)})
-        raise ServiceUnavailable("the database is not reachable; retry shortly") from exc
+        raise DatabaseUnavailable("the database is not reachable; retry shortly") from exc
     except RetryError as exc:
         cause = exc.last_attempt.exception()
         logger.error("database unavailable after retries", extra={"error": repr(cause)})
-        raise ServiceUnavailable("the database is not reachable; retry shortly") from cause
+        raise DatabaseUnavailable("the database is not reachable; retry shortly") from cause
+    _run_after_commit(callbacks)
+    return result

@@ -54,6 +54,27 @@ class InvalidState(BoxOfficeError):
     code, status = "InvalidState", 409
 
 
+class BadCredentials(BoxOfficeError):
+    """A sign-in with a wrong password or an unknown email (one answer for both)."""
+
+    code, status = "Unauthorized", 401
+
+    def __init__(self) -> None:
+        super().__init__("email or password is wrong")
+
+
+class StaleToken(BoxOfficeError):
+    """A signed token whose user is gone, or whose role or token version is no longer the
+    user's (a password or role change bumps the version)."""
+
+    code, status = "Unauthorized", 401
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this token is no longer valid (its user changed or is gone); log in again"
+        )
+
+
 class HoldLimitReached(BoxOfficeError):
     """The hold would give the customer more than SEATS_PER_CUSTOMER seats of the session."""
 

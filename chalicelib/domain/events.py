@@ -15,14 +15,6 @@ RESERVATION_EXPIRED = "reservation.expired"
 SEATS_RELEASED = "seats.released"
 PAYMENT_CONFIRMED = "payment.confirmed"
 
-EVENT_TYPES = (
-    RESERVATION_CREATED,
-    RESERVATION_CANCELLED,
-    RESERVATION_EXPIRED,
-    SEATS_RELEASED,
-    PAYMENT_CONFIRMED,
-)
-
 # The command sent to the SQS delay queue: "look at this hold when its time is up".
 EXPIRY_DUE = "reservation.expiry_due"
 

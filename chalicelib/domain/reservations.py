@@ -1,4 +1,4 @@
-"""When a hold is live, what status a reader sees, and which transitions are allowed."""
+"""When a hold is live, what status its reader sees, and which transitions are allowed."""
 
 from __future__ import annotations
 
@@ -15,12 +15,6 @@ class ReservationStatus(StrEnum):
     CONFIRMED = "CONFIRMED"
     CANCELLED = "CANCELLED"
     EXPIRED = "EXPIRED"
-
-
-class SeatStatus(StrEnum):
-    AVAILABLE = "AVAILABLE"
-    RESERVED = "RESERVED"
-    SOLD = "SOLD"
 
 
 def check_seat_request(seats: list[str]) -> None:
@@ -62,9 +56,3 @@ def check_can_cancel(status: str, expires_at: datetime, now: datetime) -> bool:
     if current is ReservationStatus.EXPIRED:
         raise HoldExpired("the hold has already expired")
     return True
-
-
-def is_expirable(status: str, expires_at: datetime, now: datetime) -> bool:
-    """An expiry message acts only on a hold still PENDING and past its time: early, late and
-    duplicate messages change nothing."""
-    return status == ReservationStatus.PENDING and expires_at <= now

@@ -1,10 +1,13 @@
-"""Seat grids and labels: rows A.., numbers 1..seats_per_row, labels like "A1" and "B12"."""
+"""Seat grids and labels (rows A.., numbers 1..seats_per_row, labels like "A1" and "B12"), and
+the status a reader sees of each seat."""
 
 from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 MIN_SEATS_PER_SESSION = 16
 MAX_ROWS = 26
@@ -74,3 +77,39 @@ def seat_order(label: str) -> tuple[str, int]:
     """Sort key that puts A2 before A10."""
     parsed = SeatLabel.parse(label)
     return (parsed.row, parsed.number) if parsed else (label, 0)
+
+
+class SeatStatus(StrEnum):
+    AVAILABLE = "AVAILABLE"
+    RESERVED = "RESERVED"
+    SOLD = "SOLD"
+
+
+# A seat's facts as PostgreSQL keeps them: whether it is sold, and until when it is held (a moment
+# in epoch microseconds; None if no hold names it).
+SeatFacts = tuple[bool, int | None]
+
+
+def seat_status(sold: bool, held_until: int | None, now: int) -> SeatStatus:
+    """The one rule for what a seat's status reads at `now`: a hold counts only while in time, so
+    a hold that has run out reads AVAILABLE although nothing was written when it ran out. (The
+    hold itself takes a seat under the same condition, in SQL under the seat's row lock:
+    services/reservations.take_seats.)"""
+    if sold:
+        return SeatStatus.SOLD
+    if held_until is not None and held_until > now:
+        return SeatStatus.RESERVED
+    return SeatStatus.AVAILABLE
+
+
+def count_available(seats: Iterable[SeatFacts], now: int) -> int:
+    return sum(1 for sold, until in seats if seat_status(sold, until, now) is SeatStatus.AVAILABLE)
+
+
+def next_status_change(seats: Iterable[SeatFacts], now: int) -> int | None:
+    """When the first hold still in time runs out: until then every status reads the same (unless
+    something is written). None if no hold is in time."""
+    return min(
+        (until for sold, until in seats if seat_status(sold, until, now) is SeatStatus.RESERVED),
+        default=None,
+    )

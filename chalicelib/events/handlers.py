@@ -28,8 +28,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import clients
-from chalicelib.cache import seat_maps
-from chalicelib.domain.errors import ServiceUnavailable
+from chalicelib.db import DatabaseUnavailable
 from chalicelib.events import relay, subscribers
 from chalicelib.log import logger
 from chalicelib.services import reservations
@@ -112,10 +111,6 @@ def notify(body: str) -> None:
     subscribers.record_receipt(subscribers.parse_event(body))
 
 
-def count(body: str) -> None:
-    subscribers.record_analytics(subscribers.parse_counted_event(body))
-
-
 def _expiring_reservations(body: str) -> list[str]:
     """The holds an "expiry due" message names: {"reservation_ids": [...]} as the relay sends
     them (holds due in the same second share a message), or {"reservation_id": ...}."""
@@ -154,7 +149,7 @@ def _handle_together(
     if parsed:
         try:
             handle_all(parsed)
-        except ServiceUnavailable:
+        except DatabaseUnavailable:
             raise
         except Exception:
             logger.exception("batch failed; handling its messages one by one")
@@ -175,7 +170,7 @@ def _one_by_one(
         try:
             handle_all([message])
             done.append(record)
-        except ServiceUnavailable:
+        except DatabaseUnavailable:
             raise
         except Exception:
             logger.exception("message failed; it will be retried, then dead-lettered")
@@ -199,12 +194,10 @@ def expire_when_due(reservation_ids: list[str]) -> None:
     (SQS delays are whole seconds and the relay sends a message at the start of the second its
     holds run out in, so they arrive up to a second early); a hold due later gets a new message."""
     deadline = time.monotonic() + WAIT_FOR_DUE_S
-    changes, soon = reservations.expire_due(reservation_ids, soon_s=WAIT_FOR_DUE_S)
-    _after_expiry(changes)
+    soon = reservations.expire_due(reservation_ids, soon_s=WAIT_FOR_DUE_S)
     while soon:  # once the deadline passes, soon_s is 0: what is not due yet is rescheduled
         time.sleep(DUE_STEP_S)
-        changes, soon = reservations.expire_due(soon, soon_s=max(0.0, deadline - time.monotonic()))
-        _after_expiry(changes)
+        soon = reservations.expire_due(soon, soon_s=max(0.0, deadline - time.monotonic()))
 
 
 def count_batch(records: Iterable[SQSRecord]) -> int:
@@ -212,16 +205,6 @@ def count_batch(records: Iterable[SQSRecord]) -> int:
     return _handle_together(
         records, subscribers.parse_counted_event, subscribers.record_analytics_batch
     )
-
-
-def expire(body: str) -> None:
-    """One "expiry due" message (expire_batch with a batch of one)."""
-    expire_when_due(_expiring_reservations(body))
-
-
-def _after_expiry(expired: reservations.Expired) -> None:
-    for session_id in expired.session_ids:
-        seat_maps.changed(session_id)
 
 
 def relay_outbox(remaining_ms: Callable[[], int]) -> int:
@@ -235,9 +218,8 @@ def sweep(time_budget_s: float = 20.0) -> dict[str, int]:
     started = time.monotonic()
     expired = 0
     while time.monotonic() - started < time_budget_s:
-        found, changes = reservations.sweep_expired_holds()
+        found = reservations.sweep_expired_holds()
         expired += found
-        _after_expiry(changes)
         if found == 0:
             break
     published = relay.publish_backlog()

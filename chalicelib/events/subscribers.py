@@ -11,9 +11,7 @@ import psycopg
 
 from chalicelib.db import in_transaction
 from chalicelib.domain import events
-from chalicelib.domain.errors import NotFound
 from chalicelib.log import logger
-from chalicelib.services.accounts import SignedIn, on_behalf_of
 
 NOTIFICATIONS = "notifications"
 ANALYTICS = "analytics"
@@ -115,23 +113,6 @@ def parse_counted_event(body: str) -> dict[str, Any]:
     return event
 
 
-def record_analytics(event: dict[str, Any]) -> bool:
-    """analytics: per-session counters."""
-    changes = _counter_changes(event)
-    if not changes:
-        return False
-
-    def work(conn: psycopg.Connection) -> bool:
-        if not _first_time(conn, ANALYTICS, event["id"]):
-            return False
-        _add_to_stats(
-            conn, event["payload"]["session_id"], {**dict.fromkeys(COUNTERS, 0), **changes}
-        )
-        return True
-
-    return in_transaction(work)
-
-
 def _add_to_stats(conn: psycopg.Connection, session_id: str, changes: dict[str, int]) -> None:
     conn.execute(
         """
@@ -187,51 +168,3 @@ def record_analytics_batch(batch: list[dict[str, Any]]) -> int:
         return recorded
 
     return in_transaction(work)
-
-
-def receipts_of(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
-    rows = in_transaction(
-        on_behalf_of(
-            signed_in,
-            lambda conn: conn.execute(
-                """
-                SELECT id, sale_id, reservation_id, amount_cents, sent_at FROM receipts
-                 WHERE customer_id = %s ORDER BY sent_at DESC, id
-                """,
-                (customer_id,),
-            ).fetchall(),
-        )
-    )
-    return {
-        "items": [
-            {
-                "id": str(r["id"]),
-                "sale_id": str(r["sale_id"]),
-                "reservation_id": str(r["reservation_id"]),
-                "amount_cents": r["amount_cents"],
-                "sent_at": r["sent_at"].isoformat(),
-            }
-            for r in rows
-        ]
-    }
-
-
-def session_stats(session_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
-    def work(conn: psycopg.Connection) -> dict[str, Any] | None:
-        return conn.execute(
-            """
-            SELECT s.id AS session_id,
-                   coalesce(st.sold_seats, 0) AS sold_seats,
-                   coalesce(st.revenue_cents, 0) AS revenue_cents,
-                   coalesce(st.expired_reservations, 0) AS expired_reservations,
-                   coalesce(st.released_seats, 0) AS released_seats
-              FROM sessions s LEFT JOIN session_stats st ON st.session_id = s.id
-             WHERE s.id = %s
-            """,
-            (session_id,),
-        ).fetchone()
-
-    row = in_transaction(on_behalf_of(signed_in, work))
-    if row is None:
-        raise NotFound(f"session {session_id} not found")
-    return {**row, "session_id": str(row["session_id"])}

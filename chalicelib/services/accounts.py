@@ -15,7 +15,7 @@ from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from chalicelib.db import in_transaction
-from chalicelib.domain.errors import Conflict, ServiceUnavailable, Unauthorized
+from chalicelib.domain.errors import BadCredentials, BoxOfficeError, Conflict, StaleToken
 from chalicelib.settings import DEVELOPMENT_STAGES
 
 
@@ -39,7 +39,8 @@ HASHING_WAIT_S = 1.0
 _hashing_slots = threading.BoundedSemaphore(HASHING_SLOTS)
 
 
-class PasswordHashingBusy(ServiceUnavailable):
+class PasswordHashingBusy(BoxOfficeError):
+    code, status = "ServiceUnavailable", 503
     retry_after = 1
 
     def __init__(self) -> None:
@@ -93,16 +94,15 @@ class SignedIn(Protocol):
     def token_version(self) -> int: ...
 
 
-STALE_TOKEN = "this token is no longer valid (its user changed or is gone); log in again"
 T = TypeVar("T")
 
 
 def check_token_holder(holder: dict[str, Any] | None, who: SignedIn) -> None:
-    """401 unless the token's user (`holder`: its users row, None if there is none) still has the
-    role and the token version the token carries. A password or role change bumps the version
-    (a trigger in the database), so this ends every token issued before it."""
+    """StaleToken (401) unless the token's user (`holder`: its users row, None if there is none)
+    still has the role and the token version the token carries. A password or role change bumps
+    the version (a trigger in the database), so this ends every token issued before it."""
     if holder is None or (holder["role"], holder["token_version"]) != (who.role, who.token_version):
-        raise Unauthorized(STALE_TOKEN)
+        raise StaleToken()
 
 
 def check_signed_in(conn: psycopg.Connection, who: SignedIn) -> None:
@@ -110,7 +110,7 @@ def check_signed_in(conn: psycopg.Connection, who: SignedIn) -> None:
     try:
         user_id = str(uuid.UUID(who.user_id))
     except ValueError:
-        raise Unauthorized(STALE_TOKEN) from None
+        raise StaleToken() from None
     holder = conn.execute(
         "SELECT role, token_version FROM users WHERE id = %s", (user_id,)
     ).fetchone()
@@ -175,7 +175,7 @@ def authenticate(*, email: str, password: str) -> tuple[dict[str, Any], int]:
     )
     stored = row["password_hash"] if row else _decoy_hash()
     if not _verifies(stored, password) or row is None:
-        raise Unauthorized("email or password is wrong")
+        raise BadCredentials()
     return user_view(row), row["token_version"]
 
 

@@ -7,13 +7,12 @@ from typing import Any
 
 import psycopg
 
-from chalicelib.db import in_transaction
+from chalicelib.db import in_transaction, outbox
 from chalicelib.domain import events
 from chalicelib.domain.errors import HoldExpired
 from chalicelib.domain.reservations import check_can_pay
-from chalicelib.events import outbox
 from chalicelib.services.accounts import SignedIn, on_behalf_of
-from chalicelib.services.reservations import lock_own_reservation
+from chalicelib.services.reservations import lock_own_reservation, seats_changed
 
 
 def sale_view(row: dict[str, Any], seats: list[str]) -> dict[str, Any]:
@@ -29,7 +28,7 @@ def sale_view(row: dict[str, Any], seats: list[str]) -> dict[str, Any]:
 
 def confirm_payment(
     conn: psycopg.Connection, reservation_id: str, customer_id: str
-) -> tuple[dict[str, Any], list[int]]:
+) -> dict[str, Any]:
     """Inside the caller's transaction. The hold's time is checked under the reservation's row
     lock, on the database clock at that moment, and the seats are sold only if this hold still
     owns all of them. A live hold is paid even if its session started meanwhile: the customer
@@ -39,7 +38,7 @@ def confirm_payment(
         sale = conn.execute(
             "SELECT * FROM sales WHERE reservation_id = %s", (reservation_id,)
         ).fetchone()
-        return sale_view(sale, reservation["seats"]), []
+        return sale_view(sale, reservation["seats"])
 
     sale = conn.execute(
         """
@@ -83,13 +82,14 @@ def confirm_payment(
             "paid_at": sale["paid_at"].isoformat(),
         },
     )
-    outbox_ids = outbox.record(conn, [confirmed], now)
-    return sale_view(sale, reservation["seats"]), outbox_ids
+    outbox.record(conn, [confirmed], now)
+    seats_changed(str(reservation["session_id"]))
+    return sale_view(sale, reservation["seats"])
 
 
 def pay_reservation(
     reservation_id: str, customer_id: str, *, signed_in: SignedIn | None = None
-) -> tuple[dict[str, Any], list[int]]:
+) -> dict[str, Any]:
     return in_transaction(
         on_behalf_of(signed_in, lambda conn: confirm_payment(conn, reservation_id, customer_id))
     )

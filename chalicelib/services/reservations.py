@@ -18,21 +18,22 @@ requests ever wait on that lock; different buyers never wait on each other.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from chalicelib.db import in_transaction
+from chalicelib.cache import invalidations
+from chalicelib.db import after_commit, in_transaction, outbox
 from chalicelib.domain import events
 from chalicelib.domain.errors import (
     HoldLimitReached,
     InvalidState,
     NotFound,
     SeatUnavailable,
-    Unauthorized,
+    StaleToken,
 )
 from chalicelib.domain.reservations import (
     ReservationStatus,
@@ -41,7 +42,6 @@ from chalicelib.domain.reservations import (
     visible_status,
 )
 from chalicelib.domain.seating import SeatGrid, seat_order
-from chalicelib.events import outbox
 from chalicelib.services import accounts
 from chalicelib.services.accounts import SignedIn
 from chalicelib.settings import get_settings
@@ -58,6 +58,11 @@ def reservation_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
+def seats_changed(session_id: str) -> None:
+    """Once this transaction has committed, the cached seat map of the session is out of date."""
+    after_commit(functools.partial(invalidations.changed, session_id))
+
+
 def take_seats(
     conn: psycopg.Connection,
     *,
@@ -67,11 +72,11 @@ def take_seats(
     hold_seconds: int,
     seats_per_customer: int | None = None,
     signed_in: SignedIn | None = None,
-) -> tuple[dict[str, Any], list[int]]:
-    """The hold itself, inside the caller's transaction. Returns the reservation row and its
-    outbox ids. Kept apart from `hold_seats` so the benchmark can time this SQL on its own.
-    `seats_per_customer` defaults to SEATS_PER_CUSTOMER (0: no cap); `signed_in`, the token
-    that asks, is checked against the customer's row (401 when stale)."""
+) -> dict[str, Any]:
+    """The hold itself, inside the caller's transaction. Returns the reservation row. Kept apart
+    from `hold_seats` so the benchmark can time this SQL on its own. `seats_per_customer`
+    defaults to SEATS_PER_CUSTOMER (0: no cap); `signed_in`, the token that asks, is checked
+    against the customer's row (401 when stale)."""
     check_seat_request(seats)
     if seats_per_customer is None:
         seats_per_customer = get_settings().seats_per_customer
@@ -89,7 +94,7 @@ def take_seats(
     if signed_in is not None:
         accounts.check_token_holder(customer, signed_in)
     elif customer is None:
-        raise Unauthorized(accounts.STALE_TOKEN)
+        raise StaleToken()
     # A new statement, so a new snapshot: it sees the holds committed while we waited above.
     session = conn.execute(
         """
@@ -171,31 +176,19 @@ def take_seats(
             "expires_at": reservation["expires_at"].isoformat(),
         },
     )
-    outbox_ids = outbox.record(conn, [created], session["now"])
-    outbox_ids.append(outbox.schedule_expiry(conn, reservation_id, reservation["expires_at"]))
-    return reservation, outbox_ids
+    outbox.record(conn, [created], session["now"])
+    outbox.schedule_expiry(conn, reservation_id, reservation["expires_at"])
+    seats_changed(session_id)
+    return reservation
 
 
-def hold_seats(
-    *,
-    customer_id: str,
-    session_id: str,
-    seats: list[str],
-    hold_seconds: int,
-    seats_per_customer: int | None = None,
-    signed_in: SignedIn | None = None,
-) -> tuple[dict[str, Any], list[int]]:
-    def work(conn: psycopg.Connection) -> tuple[dict[str, Any], list[int]]:
-        reservation, outbox_ids = take_seats(
-            conn,
-            customer_id=customer_id,
-            session_id=session_id,
-            seats=seats,
-            hold_seconds=hold_seconds,
-            seats_per_customer=seats_per_customer,
-            signed_in=signed_in,
-        )
-        return reservation_view(reservation, reservation["created_at"]), outbox_ids
+def hold_seats(**hold: Any) -> dict[str, Any]:
+    """`take_seats` (the same keyword arguments) in a transaction of its own, answered as the API
+    shows a reservation."""
+
+    def work(conn: psycopg.Connection) -> dict[str, Any]:
+        reservation = take_seats(conn, **hold)
+        return reservation_view(reservation, reservation["created_at"])
 
     return in_transaction(work)
 
@@ -242,11 +235,11 @@ def release_seats(conn: psycopg.Connection, reservation_ids: list[str]) -> int:
 
 def cancel_reservation(
     reservation_id: str, customer_id: str, *, signed_in: SignedIn | None = None
-) -> tuple[dict[str, Any], list[int]]:
-    def work(conn: psycopg.Connection) -> tuple[dict[str, Any], list[int]]:
+) -> dict[str, Any]:
+    def work(conn: psycopg.Connection) -> dict[str, Any]:
         row, now = lock_own_reservation(conn, reservation_id, customer_id)
         if not check_can_cancel(row["status"], row["expires_at"], now):
-            return reservation_view(row, now), []
+            return reservation_view(row, now)
         row = conn.execute(
             """
             UPDATE reservations SET status = 'CANCELLED', closed_at = now()
@@ -265,23 +258,14 @@ def cancel_reservation(
                 "seats": list(row["seats"]),
             },
         )
-        outbox_ids = outbox.record(
-            conn, [cancelled, events.seats_released(row, reason="cancelled")], now
-        )
-        return reservation_view(row, now), outbox_ids
+        outbox.record(conn, [cancelled, events.seats_released(row, reason="cancelled")], now)
+        seats_changed(str(row["session_id"]))
+        return reservation_view(row, now)
 
     return in_transaction(accounts.on_behalf_of(signed_in, work))
 
 
-@dataclass
-class Expired:
-    """What an expiry changed: the sessions whose seat maps moved, the outbox rows to relay."""
-
-    session_ids: set[str] = field(default_factory=set)
-    outbox_ids: list[int] = field(default_factory=list)
-
-
-def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> Expired:
+def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> None:
     """Expire those of these holds that are still PENDING and past their time; anything else
     (paid, cancelled, already expired, not yet due) is left exactly as it is."""
     expired = conn.execute(
@@ -293,7 +277,7 @@ def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> Expire
         (reservation_ids,),
     ).fetchall()
     if not expired:
-        return Expired()
+        return
     release_seats(conn, [str(r["id"]) for r in expired])
     happened: list[events.Event] = []
     for row in expired:
@@ -311,18 +295,18 @@ def expire_holds(conn: psycopg.Connection, reservation_ids: list[str]) -> Expire
             )
         )
         happened.append(events.seats_released(row, reason="expired"))
-    return Expired(
-        {str(r["session_id"]) for r in expired}, outbox.record(conn, happened, expired[0]["now"])
-    )
+    outbox.record(conn, happened, expired[0]["now"])
+    for session_id in sorted({str(r["session_id"]) for r in expired}):
+        seats_changed(session_id)
 
 
-def expire_due(reservation_ids: list[str], *, soon_s: float = 0.0) -> tuple[Expired, list[str]]:
+def expire_due(reservation_ids: list[str], *, soon_s: float = 0.0) -> list[str]:
     """What the expiry queue's handler does with a batch of "expiry due" messages, in one
     transaction: expire the holds that are due, and schedule another message for any hold whose
-    message came more than `soon_s` early. Returns the changes and the holds due within `soon_s`
-    (the caller may wait for those instead)."""
+    message came more than `soon_s` early. Returns the holds due within `soon_s` (the caller may
+    wait for those instead)."""
 
-    def work(conn: psycopg.Connection) -> tuple[Expired, list[str]]:
+    def work(conn: psycopg.Connection) -> list[str]:
         # Lock the rows (waiting is fine here: no buyer is behind us), in id order so that two
         # batches sharing holds cannot deadlock. A concurrent payment either finishes first, and
         # we see CONFIRMED, or waits for us and sees EXPIRED.
@@ -333,7 +317,7 @@ def expire_due(reservation_ids: list[str], *, soon_s: float = 0.0) -> tuple[Expi
             """,
             (reservation_ids,),
         )
-        changes = expire_holds(conn, reservation_ids)
+        expire_holds(conn, reservation_ids)
         early = conn.execute(
             """
             SELECT id, expires_at, expires_at <= now() + make_interval(secs => %s) AS soon
@@ -344,19 +328,18 @@ def expire_due(reservation_ids: list[str], *, soon_s: float = 0.0) -> tuple[Expi
         ).fetchall()
         for row in early:
             if not row["soon"]:
-                changes.outbox_ids.append(
-                    outbox.schedule_expiry(conn, str(row["id"]), row["expires_at"])
-                )
-        return changes, [str(row["id"]) for row in early if row["soon"]]
+                outbox.schedule_expiry(conn, str(row["id"]), row["expires_at"])
+        return [str(row["id"]) for row in early if row["soon"]]
 
     return in_transaction(work)
 
 
-def sweep_expired_holds(batch_size: int = 500) -> tuple[int, Expired]:
-    """The safety net: expire one batch of stale holds. SKIP LOCKED lets several sweepers (and
-    the expiry handler) run at once without blocking on, or double-processing, the same hold."""
+def sweep_expired_holds(batch_size: int = 500) -> int:
+    """The safety net: expire one batch of stale holds; returns how many. SKIP LOCKED lets several
+    sweepers (and the expiry handler) run at once without blocking on, or double-processing, the
+    same hold."""
 
-    def work(conn: psycopg.Connection) -> tuple[int, Expired]:
+    def work(conn: psycopg.Connection) -> int:
         due = conn.execute(
             """
             SELECT id FROM reservations
@@ -368,13 +351,14 @@ def sweep_expired_holds(batch_size: int = 500) -> tuple[int, Expired]:
             (batch_size,),
         ).fetchall()
         ids = [str(r["id"]) for r in due]
-        return len(ids), expire_holds(conn, ids) if ids else Expired()
+        if ids:
+            expire_holds(conn, ids)
+        return len(ids)
 
     return in_transaction(work)
 
 
 __all__ = [
-    "Expired",
     "ReservationStatus",
     "cancel_reservation",
     "expire_due",

@@ -1,4 +1,5 @@
-"""Screenings: create with all their seats, list upcoming ones, read one and its live seat map."""
+"""Screenings: create with all their seats, list upcoming ones. One session and its seat map are
+read through the seat-map cache (chalicelib/cache/seat_maps.py), which falls back on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from chalicelib.domain.errors import NotFound, ValidationError
 from chalicelib.domain.seating import SeatGrid
 from chalicelib.services.accounts import SignedIn, on_behalf_of
 
+# available_seats is counted here in SQL, by the seat-status rule of chalicelib.domain.seating
+# (not sold, and no hold still in time), so that listing a page of sessions is one query that reads
+# no seat rows into Python. A session read on its own, and every seat map, computes statuses from
+# the seats' raw facts with the domain's function; tests/integration/test_seat_status.py shows the
+# two agree.
 SESSION_COLUMNS = """
     s.id, s.movie, s.room, s.starts_at, s.price_cents, s.total_seats,
     (SELECT count(*) FROM seats
@@ -88,10 +94,6 @@ def read_session(conn: psycopg.Connection, session_id: str) -> dict[str, Any]:
     return session_view(row)
 
 
-def get_session(session_id: str) -> dict[str, Any]:
-    return in_transaction(lambda conn: read_session(conn, session_id))
-
-
 def _encode_cursor(row: dict[str, Any]) -> str:
     raw = json.dumps([row["starts_at"].isoformat(), str(row["id"])]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -134,37 +136,3 @@ def list_sessions(*, limit: int, cursor: str | None) -> dict[str, Any]:
         }
 
     return in_transaction(work)
-
-
-def read_seat_map(conn: psycopg.Connection, session_id: str) -> dict[str, Any]:
-    seats = conn.execute(
-        """
-        SELECT label, seat_row, number,
-               CASE WHEN sale_id IS NOT NULL THEN 'SOLD'
-                    WHEN held_until > now() THEN 'RESERVED'
-                    ELSE 'AVAILABLE' END AS status
-          FROM seats
-         WHERE session_id = %s
-         ORDER BY id
-        """,
-        (session_id,),
-    ).fetchall()
-    if not seats:
-        # Every session has at least 16 seats, so no rows means no such session.
-        raise NotFound(f"session {session_id} not found")
-    return {
-        "session_id": session_id,
-        "seats": [
-            {
-                "label": s["label"],
-                "row": s["seat_row"],
-                "number": s["number"],
-                "status": s["status"],
-            }
-            for s in seats
-        ],
-    }
-
-
-def seat_map(session_id: str) -> dict[str, Any]:
-    return in_transaction(lambda conn: read_seat_map(conn, session_id))

@@ -6,8 +6,7 @@ from chalice import Response
 from chalice.app import Request
 
 from chalicelib.cache import seat_maps
-from chalicelib.events import subscribers
-from chalicelib.services import accounts, payments, reservations, sessions
+from chalicelib.services import accounts, payments, reports, reservations, sessions
 from chalicelib.settings import get_settings
 from chalicelib.web import conditional, idempotency, rate_limits, tokens
 from chalicelib.web.responses import endpoint, json_response, parse_id
@@ -101,9 +100,7 @@ def seat_map(request: Request, session_id: str) -> Response:
 @endpoint
 def session_stats(request: Request, session_id: str) -> Response:
     caller = _caller_with_role(request, "MANAGER")
-    return json_response(
-        subscribers.session_stats(parse_id(session_id, "session"), signed_in=caller)
-    )
+    return json_response(reports.session_stats(parse_id(session_id, "session"), signed_in=caller))
 
 
 @endpoint
@@ -114,7 +111,7 @@ def hold_seats(request: Request) -> Response:
     def hold() -> tuple[int, dict]:
         # Inside: a repeat answered from its Idempotency-Key is not another hold.
         rate_limits.check_holds(caller)
-        reservation, _ = reservations.hold_seats(
+        reservation = reservations.hold_seats(
             customer_id=caller.user_id,
             session_id=str(form.session_id),
             seats=form.seats,
@@ -122,7 +119,6 @@ def hold_seats(request: Request) -> Response:
             seats_per_customer=get_settings().seats_per_customer,
             signed_in=caller,
         )
-        seat_maps.changed(reservation["session_id"])
         return 201, reservation
 
     status, body = idempotency.once(request, caller, "hold", hold)
@@ -142,11 +138,9 @@ def get_reservation(request: Request, reservation_id: str) -> Response:
 @endpoint
 def cancel_reservation(request: Request, reservation_id: str) -> Response:
     caller = _caller(request)
-    reservation, outbox_ids = reservations.cancel_reservation(
+    reservation = reservations.cancel_reservation(
         parse_id(reservation_id, "reservation"), caller.user_id, signed_in=caller
     )
-    if outbox_ids:
-        seat_maps.changed(reservation["session_id"])
     return json_response(reservation)
 
 
@@ -156,11 +150,7 @@ def pay_reservation(request: Request, reservation_id: str) -> Response:
     reservation_id = parse_id(reservation_id, "reservation")
 
     def pay() -> tuple[int, dict]:
-        sale, outbox_ids = payments.pay_reservation(
-            reservation_id, caller.user_id, signed_in=caller
-        )
-        if outbox_ids:
-            seat_maps.changed(sale["session_id"])
+        sale = payments.pay_reservation(reservation_id, caller.user_id, signed_in=caller)
         return 200, sale
 
     status, body = idempotency.once(request, caller, f"pay:{reservation_id}", pay)
@@ -176,4 +166,4 @@ def purchases(request: Request) -> Response:
 @endpoint
 def receipts(request: Request) -> Response:
     caller = _caller(request)
-    return json_response(subscribers.receipts_of(caller.user_id, signed_in=caller))
+    return json_response(reports.receipts_of(caller.user_id, signed_in=caller))

@@ -44,7 +44,7 @@ from typing import Any
 
 from chalice.app import Request
 
-from chalicelib.cache import LuaScript, RedisUnavailable, key, use_redis
+from chalicelib.cache import RedisUnavailable, key, lua_script, use_redis
 from chalicelib.domain.errors import (
     BoxOfficeError,
     HoldExpired,
@@ -75,7 +75,7 @@ REPLAYED_REFUSALS = frozenset(
 # ARGV = fingerprint, token, lease ms, most records per user (0: no cap), record ttl ms.
 # {1} when this request now runs it; {2} when the user has too many records to keep another;
 # else {0, fingerprint, status, body} (status and body are false while the first still runs).
-CLAIM = LuaScript(
+CLAIM = lua_script(
     """
     if redis.call('EXISTS', KEYS[1]) == 0 then
         local t = redis.call('TIME')
@@ -96,7 +96,7 @@ CLAIM = LuaScript(
 
 # KEYS as CLAIM; ARGV = token, status, body, ttl ms. Stores only while the claim is still this
 # request's.
-STORE = LuaScript(
+STORE = lua_script(
     """
     if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
     redis.call('HSET', KEYS[1], 'status', ARGV[2], 'body', ARGV[3])
@@ -111,7 +111,7 @@ STORE = LuaScript(
 )
 
 # KEYS as CLAIM; ARGV = token. Frees the key (nothing worth keeping) if the claim is still ours.
-RELEASE = LuaScript(
+RELEASE = lua_script(
     """
     if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
         redis.call('DEL', KEYS[1])
@@ -179,7 +179,7 @@ def once(
     pause = 0.005
     while True:
         try:
-            claim = use_redis(lambda r: CLAIM(r, record, claim_args))
+            claim = use_redis(lambda r: CLAIM(record, claim_args, client=r))
         except RedisUnavailable:
             logger.warning("Idempotency-Key not enforced: Redis is unavailable")
             return act()
@@ -236,7 +236,7 @@ def _run_and_keep(
 def _keep(record: list[str], token: str, status: int, body: Any) -> None:
     try:
         stored = use_redis(
-            lambda r: STORE(r, record, [token, status, json.dumps(body), ANSWER_TTL_MS])
+            lambda r: STORE(record, [token, status, json.dumps(body), ANSWER_TTL_MS], client=r)
         )
     except RedisUnavailable:
         stored = 0
@@ -246,6 +246,6 @@ def _keep(record: list[str], token: str, status: int, body: Any) -> None:
 
 def _release(record: list[str], token: str) -> None:
     try:
-        use_redis(lambda r: RELEASE(r, record, [token]))
+        use_redis(lambda r: RELEASE(record, [token], client=r))
     except RedisUnavailable:
         logger.warning("an Idempotency-Key could not be released; it frees when its lease ends")

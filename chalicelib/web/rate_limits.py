@@ -23,7 +23,7 @@ import uuid
 
 from chalice.app import Request
 
-from chalicelib.cache import LuaScript, RedisUnavailable, key, use_redis
+from chalicelib.cache import RedisUnavailable, key, lua_script, use_redis
 from chalicelib.domain.errors import RateLimited
 from chalicelib.settings import get_settings
 from chalicelib.web import tokens
@@ -35,7 +35,7 @@ WINDOW_MS = 60_000
 # Returns 0 when admitted (and recorded), otherwise the milliseconds until the window frees a
 # slot: when the entry whose leaving brings the count below the limit ages out. A refusal
 # records nothing.
-ADMIT = LuaScript(
+ADMIT = lua_script(
     """
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -83,7 +83,7 @@ def _admit(log_key: str, limit: int) -> str | None:
     Raises RateLimited when the caller is over the limit."""
     member = uuid.uuid4().hex
     try:
-        wait_ms = use_redis(lambda r: ADMIT(r, [log_key], [limit, WINDOW_MS, member]))
+        wait_ms = use_redis(lambda r: ADMIT([log_key], [limit, WINDOW_MS, member], client=r))
     except RedisUnavailable:
         return None
     if wait_ms:

@@ -9,7 +9,8 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib.domain.errors import BoxOfficeError, NotFound
+from chalicelib.db import DatabaseUnavailable
+from chalicelib.domain.errors import BoxOfficeError, NotFound, ServiceUnavailable
 from chalicelib.log import logger
 
 # nosniff: a browser never reads a JSON answer (which may echo client input) as HTML or script.
@@ -38,6 +39,8 @@ def endpoint(fn: Callable[..., Response]) -> Callable[..., Response]:
             return fn(*args, **kwargs)
         except BoxOfficeError as exc:
             return error_response(exc)
+        except DatabaseUnavailable as exc:
+            return error_response(ServiceUnavailable(str(exc)))
 
     return answer
 

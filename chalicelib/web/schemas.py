@@ -30,8 +30,8 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from chalicelib.domain.errors import ValidationError
-from chalicelib.domain.reservations import MAX_SEATS_PER_HOLD, ReservationStatus, SeatStatus
-from chalicelib.domain.seating import MAX_ROWS, MAX_SEATS_PER_ROW, MIN_SEATS_PER_SESSION
+from chalicelib.domain.reservations import MAX_SEATS_PER_HOLD, ReservationStatus
+from chalicelib.domain.seating import MAX_ROWS, MAX_SEATS_PER_ROW, MIN_SEATS_PER_SESSION, SeatStatus
 
 MAX_BODY_BYTES = 16 * 1024
 # Deeper JSON is refused at the edge, before anything parses it (a recursive parser would

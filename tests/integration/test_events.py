@@ -17,6 +17,7 @@ from chalicelib.aws import clients
 from chalicelib.events import handlers, relay
 from chalicelib.settings import get_settings
 from tests.support.data import move_hold_end
+from tests.support.sqs import deliver
 
 WAIT_S = 20  # LocalStack's delays run about a second long; leave slack
 
@@ -194,7 +195,7 @@ def test_expiry_message_early_late_twice_or_after_payment_is_harmless(
     pending = hold(client, customer, session["id"], ["A2"])
 
     for reservation_id in (paid["id"], pending["id"], pending["id"]):
-        handlers.expire(json.dumps({"reservation_id": reservation_id}))
+        deliver(handlers.expire_batch, json.dumps({"reservation_id": reservation_id}))
     statuses = {
         r["id"]: r["status"] for r in db.execute("SELECT id::text AS id, status FROM reservations")
     }
@@ -205,7 +206,7 @@ def test_expiry_message_early_late_twice_or_after_payment_is_harmless(
 
     move_hold_end(db, pending["id"], -timedelta(seconds=1))
     for _ in range(2):  # late, then a duplicate
-        handlers.expire(json.dumps({"reservation_id": pending["id"]}))
+        deliver(handlers.expire_batch, json.dumps({"reservation_id": pending["id"]}))
     events = db.execute(
         "SELECT event_type FROM outbox WHERE aggregate_id = %s AND destination = 'events' "
         "ORDER BY id",
@@ -333,7 +334,7 @@ def test_an_expiry_message_up_to_a_second_early_is_waited_out_not_rescheduled(
     session = make_session()
     reservation = hold(client, customer, session["id"], ["B4"])
     move_hold_end(db, reservation["id"], timedelta(milliseconds=600))
-    handlers.expire(json.dumps({"reservation_ids": [reservation["id"]]}))
+    deliver(handlers.expire_batch, json.dumps({"reservation_ids": [reservation["id"]]}))
     row = db.execute(
         "SELECT status, closed_at - expires_at AS late FROM reservations WHERE id = %s",
         (reservation["id"],),
@@ -357,7 +358,7 @@ def test_duplicate_delivery_has_one_effect(customer, make_session, client, db):
     message = json.dumps(body)
     for _ in range(3):
         handlers.notify(message)
-        handlers.count(message)
+        deliver(handlers.count_batch, message)
     assert db.execute("SELECT count(*) AS n FROM receipts").fetchone()["n"] == 1
     stats = db.execute("SELECT sold_seats, revenue_cents FROM session_stats").fetchone()
     assert stats == {"sold_seats": 1, "revenue_cents": 2500}
@@ -374,7 +375,7 @@ def test_analytics_batch_counts_each_event_once_per_session(customer, make_sessi
         client.post(f"/reservations/{held['id']}/payment", token=customer["token"])
     late = hold(client, customer, first["id"], ["B1", "B2"])
     move_hold_end(db, late["id"], -timedelta(seconds=1))
-    handlers.expire(json.dumps({"reservation_id": late["id"]}))
+    deliver(handlers.expire_batch, json.dumps({"reservation_id": late["id"]}))
     bodies = [
         json.dumps(row["body"])
         for row in db.execute("SELECT body FROM outbox WHERE destination = 'events' ORDER BY id")

@@ -22,11 +22,13 @@ import requests
 
 from bench.audit import audit
 from chalicelib.aws import clients
-from chalicelib.events import handlers, outbox, relay
+from chalicelib.db import outbox
+from chalicelib.events import handlers, relay
 from chalicelib.services import payments, reservations
 from tests.conftest import admin_connection
 from tests.support.data import move_hold_end
 from tests.support.live_server import serve_in_thread
+from tests.support.sqs import deliver
 
 
 def assert_clean(db) -> None:
@@ -261,7 +263,7 @@ def test_expiry_racing_payment_never_releases_a_paid_seat(
 
         def expire(reservation_id: str = held["id"], barrier=barrier) -> str:
             barrier.wait()
-            handlers.expire(expiry_message(reservation_id))
+            deliver(handlers.expire_batch, expiry_message(reservation_id))
             return "expired"
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -279,7 +281,7 @@ def test_expiry_racing_payment_never_releases_a_paid_seat(
             assert round_no % 2, "a live hold must be payable"
         outcomes[(round_no % 2, status, row)] += 1
         # A duplicate, late expiry message after all that changes nothing.
-        handlers.expire(expiry_message(held["id"]))
+        deliver(handlers.expire_batch, expiry_message(held["id"]))
         assert state == seat_states(db, session["id"])[seat]
     assert_clean(db)
     assert all(status == 200 for (late, status, _), n in outcomes.items() if not late), outcomes
@@ -301,7 +303,7 @@ def test_late_expiry_of_a_lapsed_hold_leaves_the_next_buyers_seats_alone(
     assert client.post(f"/reservations/{second.body['id']}/payment", token=b["token"]).status == 200
 
     for _ in range(2):
-        handlers.expire(expiry_message(first["id"]))
+        deliver(handlers.expire_batch, expiry_message(first["id"]))
     states = seat_states(db, session["id"])
     assert (states["A1"], states["A2"]) == ("SOLD", "RESERVED")
     expired = db.execute(
@@ -319,7 +321,7 @@ def test_early_expiry_message_is_rescheduled_once_for_the_time_left(
 ):
     session = make_session()
     held = hold(client, customer, session["id"], ["B8"]).body
-    handlers.expire(expiry_message(held["id"]))
+    deliver(handlers.expire_batch, expiry_message(held["id"]))
     due = db.execute(
         "SELECT deliver_at, expires_at FROM outbox o JOIN reservations r ON r.id = o.aggregate_id "
         "WHERE o.destination = 'expiry' AND o.aggregate_id = %s ORDER BY o.id",

@@ -4,7 +4,6 @@ like every route while still answering when Redis, which the limits need, is dow
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ from chalicelib import cache
 from chalicelib.aws import clients
 from chalicelib.settings import get_settings
 from chalicelib.web import health
+from devtools.net import free_port
 from tests.support.live_server import serve_in_thread
 
 
@@ -30,15 +30,9 @@ def fresh_aws_check() -> Iterator[None]:
     health.forget_aws_check()
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def redis_and_aws_down(monkeypatch) -> Iterator[int]:
-    port = closed_port()
+    port = free_port()
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     get_settings.cache_clear()
@@ -68,7 +62,7 @@ def test_failing_checks_read_unavailable_and_nothing_else(live_url, redis_and_aw
 def test_the_aws_check_is_reused_for_a_few_seconds(live_url, monkeypatch):
     assert get_health(live_url).json()["checks"]["aws"] == "ok"
     # The endpoint goes away: within AWS_CHECK_SECONDS the answer is the one already known...
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     clients.reset()
     for _ in range(5):
         assert get_health(live_url).json()["checks"]["aws"] == "ok"

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib.domain.errors import ServiceUnavailable
+from chalicelib.db import DatabaseUnavailable
 from chalicelib.services import reservations
 from chalicelib.web import idempotency
 
@@ -145,7 +145,7 @@ def test_a_5xx_is_not_kept(client, customer, make_session, db, monkeypatch):
     def down_once(**kw):
         calls.append(1)
         if len(calls) == 1:
-            raise ServiceUnavailable("the database is not reachable; retry shortly")
+            raise DatabaseUnavailable("the database is not reachable; retry shortly")
         return real(**kw)
 
     monkeypatch.setattr(reservations, "hold_seats", down_once)

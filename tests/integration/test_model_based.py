@@ -32,10 +32,11 @@ from hypothesis.stateful import (
 )
 
 from bench.audit import audit
-from chalicelib.cache import seat_maps
+from chalicelib.cache import invalidations
 from chalicelib.events import handlers, relay
 from chalicelib.settings import get_settings
 from tests.support.data import session_body
+from tests.support.sqs import deliver
 
 HOLD_SECONDS = 600
 SEATS_PER_CUSTOMER = 10  # the default; two customers reach it in a 16-seat room
@@ -215,13 +216,13 @@ class BoxOfficeMachine(RuleBasedStateMachine):
         # The cached seat maps hold the old held_until (time passing needs no invalidation in
         # real life; rewriting the clock does).
         for room in self.model_rooms:
-            seat_maps.changed(room)
+            invalidations.changed(room)
 
     @rule(reservation=holds, times=st.integers(1, 2))
     def expiry_message(self, reservation: str, times: int) -> None:
         """The SQS expiry message, early, on time, late or twice."""
         for _ in range(times):
-            handlers.expire(json.dumps({"reservation_id": reservation}))
+            deliver(handlers.expire_batch, json.dumps({"reservation_id": reservation}))
         held = self.model_holds[reservation]
         if held.status == "PENDING" and held.left_s <= 0:
             held.status = "EXPIRED"

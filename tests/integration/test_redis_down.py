@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib import cache
-from chalicelib.cache import seat_maps
+from chalicelib.cache import invalidations
 from chalicelib.settings import get_settings
+from devtools.net import free_port
 
 
 def use_redis_at(monkeypatch, url: str) -> None:
@@ -22,9 +23,7 @@ def use_redis_at(monkeypatch, url: str) -> None:
 @pytest.fixture
 def redis_down() -> Iterator[None]:
     """REDIS_URL points at a closed port; limits on, so failing open is visible."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.MonkeyPatch.context() as m:
         m.setenv("RATE_LIMIT_PER_MINUTE", "2")
         m.setenv("RATE_LIMIT_HOLDS_PER_MINUTE", "1")
@@ -32,7 +31,7 @@ def redis_down() -> Iterator[None]:
         yield
     get_settings.cache_clear()
     cache.reset()
-    seat_maps.unsent._sessions.clear()
+    invalidations.unsent._sessions.clear()
 
 
 @pytest.fixture
@@ -47,7 +46,7 @@ def redis_hung() -> Iterator[None]:
     listener.close()
     get_settings.cache_clear()
     cache.reset()
-    seat_maps.unsent._sessions.clear()
+    invalidations.unsent._sessions.clear()
 
 
 def hold(client, customer, session_id, seats, **kw):
@@ -109,9 +108,7 @@ def test_redis_back_after_an_outage_serves_fresh_maps(client, customer, make_ses
     session = make_session()
     working_url = get_settings().redis_url
     assert client.get(f"/sessions/{session['id']}/seats").status == 200  # warm
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     use_redis_at(monkeypatch, dead)
     try:
         assert hold(client, customer, session["id"], ["A1"]).status == 201

@@ -9,6 +9,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -16,10 +17,11 @@ import psycopg
 import pytest
 
 from chalicelib import cache
-from chalicelib.cache import seat_maps
+from chalicelib.cache import invalidations, loader, redis_store, seat_maps, snapshots
 from chalicelib.events import handlers
-from chalicelib.services import reservations, sessions
+from chalicelib.services import reservations
 from tests.support.data import move_hold_end
+from tests.support.sqs import deliver
 
 
 def hold(client, customer, session_id, seats, **kw):
@@ -34,21 +36,33 @@ def statuses(client, session_id) -> dict[str, str]:
     return {s["label"]: s["status"] for s in answer.body["seats"]}
 
 
-def snapshot_in_redis(session_id: str) -> seat_maps.Snapshot | None:
-    raw = cache.redis_client().hget(seat_maps._keys(session_id)[0], "snap")
-    return seat_maps.Snapshot.decode(raw) if raw else None
+def snapshot_in_redis(session_id: str) -> snapshots.Snapshot | None:
+    raw = cache.redis_client().hget(redis_store.keys(session_id)[0], "snap")
+    return snapshots.Snapshot.decode(raw) if raw else None
+
+
+def postgres_seat_map(session_id: str) -> dict:
+    """The seat map as PostgreSQL has it now (what a read answers while Redis is down)."""
+    return snapshots.render_seat_map(
+        session_id, loader.load_snapshot(session_id), snapshots.now_us()
+    )
+
+
+def postgres_session(session_id: str) -> dict:
+    return snapshots.render_session(loader.load_snapshot(session_id), snapshots.now_us())
 
 
 def assert_cached_maps_match_postgres(session_ids) -> None:
-    """Every snapshot Redis holds, rendered now, equals what PostgreSQL computes now."""
+    """Every snapshot Redis holds, rendered now, equals what PostgreSQL holds, rendered now."""
     for session_id in session_ids:
         snapshot = snapshot_in_redis(session_id)
         if snapshot is not None:
-            now = seat_maps.now_us()
-            assert seat_maps.render_seat_map(session_id, snapshot, now) == sessions.seat_map(
-                session_id
-            ), session_id
-            assert seat_maps.render_session(snapshot, now) == sessions.get_session(session_id)
+            now = snapshots.now_us()
+            fresh = loader.load_snapshot(session_id)
+            assert snapshots.render_seat_map(
+                session_id, snapshot, now
+            ) == snapshots.render_seat_map(session_id, fresh, now), session_id
+            assert snapshots.render_session(snapshot, now) == snapshots.render_session(fresh, now)
 
 
 def test_warm_answers_are_byte_for_byte_postgres_answers(client, make_user, make_session):
@@ -61,15 +75,15 @@ def test_warm_answers_are_byte_for_byte_postgres_answers(client, make_user, make
     for _ in range(2):  # the first read builds the snapshot, the second is served from it
         seat_map = client.get(f"/sessions/{session['id']}/seats").body
         one = client.get(f"/sessions/{session['id']}").body
-        assert json.dumps(seat_map) == json.dumps(sessions.seat_map(session["id"]))
-        assert json.dumps(one) == json.dumps(sessions.get_session(session["id"]))
+        assert json.dumps(seat_map) == json.dumps(postgres_seat_map(session["id"]))
+        assert json.dumps(one) == json.dumps(postgres_session(session["id"]))
     assert snapshot_in_redis(session["id"]) is not None
     assert one["available_seats"] == 396
-    assert seat_maps.seat_map_json(session["id"]) == seat_maps.to_json(
-        sessions.seat_map(session["id"])
+    assert seat_maps.seat_map_with_etag(session["id"])[0] == snapshots.to_json(
+        postgres_seat_map(session["id"])
     )
-    assert seat_maps.session_json(session["id"]) == seat_maps.to_json(
-        sessions.get_session(session["id"])
+    assert seat_maps.session_json(session["id"]) == snapshots.to_json(
+        postgres_session(session["id"])
     )
 
 
@@ -80,8 +94,8 @@ def test_an_unchanged_map_is_served_without_asking_redis(
     assert statuses(client, session["id"])["A1"] == "AVAILABLE"  # rebuilt and stored
     assert statuses(client, session["id"])["A1"] == "AVAILABLE"  # the store was a change: asks
     calls = []
-    counted = seat_maps.use_redis
-    monkeypatch.setattr(seat_maps, "use_redis", lambda work: calls.append(1) or counted(work))
+    counted = redis_store.use_redis  # every command the seat-map cache sends goes through it
+    monkeypatch.setattr(redis_store, "use_redis", lambda work: calls.append(1) or counted(work))
     for _ in range(3):
         assert statuses(client, session["id"])["A1"] == "AVAILABLE"
         assert client.get(f"/sessions/{session['id']}").body["available_seats"] == 16
@@ -103,7 +117,7 @@ def test_a_write_by_another_instance_is_seen_by_the_next_read_here(client, custo
     reservations.hold_seats(
         customer_id=customer["id"], session_id=session["id"], seats=["A1"], hold_seconds=30
     )
-    cache.redis_client().delete(*seat_maps._keys(session["id"]))
+    cache.redis_client().delete(*redis_store.keys(session["id"]))
     assert statuses(client, session["id"])["A1"] == "RESERVED"
     assert client.get(f"/sessions/{session['id']}").body["available_seats"] == 15
 
@@ -128,7 +142,7 @@ def test_every_write_is_seen_by_the_next_read(client, make_user, make_session, d
     late = hold(client, second, session["id"], ["B2"]).body
     assert statuses(client, session["id"])["B2"] == "RESERVED"
     move_hold_end(db, late["id"], -timedelta(seconds=1))
-    handlers.expire(json.dumps({"reservation_id": late["id"]}))
+    deliver(handlers.expire_batch, json.dumps({"reservation_id": late["id"]}))
     assert statuses(client, session["id"])["B2"] == "AVAILABLE"
     assert client.get(f"/sessions/{session['id']}").body["available_seats"] == 14
     assert_cached_maps_match_postgres([session["id"]])
@@ -183,21 +197,20 @@ def test_cold_map_is_rebuilt_once_for_concurrent_readers(
     thread for a few hundred ms, and then a reader giving up would be right, not a bug.)"""
     monkeypatch.setattr(seat_maps, "WAIT_FOR_REBUILD_S", wait_s)
     session = make_session(rows=20, seats_per_row=20)
-    original = seat_maps.load_snapshot
-    loads, direct_reads = [], []
-    direct = sessions.seat_map
+    original_load, original_rebuild = seat_maps.load_snapshot, seat_maps.rebuild
+    loads, rebuilds = [], []
 
     def slow_load(session_id):
         loads.append(session_id)
         time.sleep(rebuild_s)
-        return original(session_id)
+        return original_load(session_id)
 
-    def counted_direct(session_id):
-        direct_reads.append(session_id)
-        return direct(session_id)
+    def counted_rebuild(session_id, token):
+        rebuilds.append(session_id)
+        return original_rebuild(session_id, token)
 
     monkeypatch.setattr(seat_maps, "load_snapshot", slow_load)
-    monkeypatch.setattr(sessions, "seat_map", counted_direct)
+    monkeypatch.setattr(seat_maps, "rebuild", counted_rebuild)
     readers = 30
     barrier = threading.Barrier(readers)
 
@@ -209,7 +222,8 @@ def test_cold_map_is_rebuilt_once_for_concurrent_readers(
         answers = list(pool.map(read, range(readers)))
     assert {a.status for a in answers} == {200}
     assert all(a.body == answers[0].body for a in answers)
-    assert len(loads) == 1
+    assert len(rebuilds) == 1
+    direct_reads = loads[len(rebuilds) :]  # the loads of readers that gave up waiting
     if rebuild_s > seat_maps.WAIT_FOR_REBUILD_S:
         assert len(direct_reads) == readers - 1
     else:
@@ -230,7 +244,18 @@ def test_invalidation_lost_while_redis_was_skipped_is_sent_before_the_next_read(
     finally:
         cache.breaker.succeeded()  # Redis is back
     assert statuses(client, session["id"])["A1"] == "RESERVED"
-    assert seat_maps.unsent._sessions == set()
+    assert invalidations.unsent._sessions == set()
+
+
+def test_a_script_the_server_has_not_seen_is_loaded_on_first_use():
+    """A Redis restart or failover empties its script cache: EVALSHA then answers NOSCRIPT, and
+    the script is loaded and run in the same call."""
+    marker = uuid.uuid4().hex
+    unseen = cache.lua_script(f"return '{marker}'")  # a text no server has cached yet
+    client = cache.redis_client()
+    assert client.script_exists(unseen.sha) == [False]
+    assert unseen([], [], client=client) == marker.encode()
+    assert client.script_exists(unseen.sha) == [True]
 
 
 # --- randomized concurrent holds, payments, cancels and expiries --------------------------------
@@ -285,7 +310,7 @@ def expire_now(reservation_id: str) -> None:
             "UPDATE seats SET held_until = now() - interval '1 second' WHERE hold_id = %s",
             (reservation_id,),
         )
-    handlers.expire(json.dumps({"reservation_id": reservation_id}))
+    deliver(handlers.expire_batch, json.dumps({"reservation_id": reservation_id}))
 
 
 @pytest.mark.slow
@@ -377,6 +402,8 @@ def test_cache_stays_coherent_under_random_concurrent_writes(
     # At rest: every map Redis holds is PostgreSQL's, and so is every map read through it.
     assert_cached_maps_match_postgres(session_ids)
     for session_id in session_ids:
-        assert seat_maps.seat_map(session_id) == sessions.seat_map(session_id)
-        assert seat_maps.session(session_id) == sessions.get_session(session_id)
+        assert seat_maps.seat_map_with_etag(session_id)[0] == snapshots.to_json(
+            postgres_seat_map(session_id)
+        )
+        assert seat_maps.session_json(session_id) == snapshots.to_json(postgres_session(session_id))
     assert all(snapshot_in_redis(s) is not None for s in session_ids)

@@ -4,7 +4,6 @@ from PostgreSQL as from the cache, and a warm 304 that never touches PostgreSQL.
 
 from __future__ import annotations
 
-import socket
 import time
 from datetime import datetime
 from typing import Any
@@ -13,10 +12,10 @@ import pytest
 import requests
 
 from chalicelib import cache
-from chalicelib.cache import seat_maps
+from chalicelib.cache import invalidations, loader, local_copies, seat_maps, snapshots
 from chalicelib.db import close_pool
-from chalicelib.services import sessions
 from chalicelib.settings import get_settings
+from devtools.net import free_port
 from tests.support.live_server import serve_in_process
 
 
@@ -32,7 +31,10 @@ def etag_of(client, session_id: str) -> str:
 
 def etag_from_postgres(session_id: str) -> str:
     """What the Redis-down path answers: the map read from PostgreSQL, hashed."""
-    return seat_maps.seat_map_etag(seat_maps.to_json(sessions.seat_map(session_id)))
+    snapshot = loader.load_snapshot(session_id)
+    return snapshots.seat_map_etag(
+        snapshots.seat_map_json(session_id, snapshot, snapshots.now_us())
+    )
 
 
 def hold(client, customer, session_id, seats) -> dict[str, Any]:
@@ -45,12 +47,6 @@ def hold(client, customer, session_id, seats) -> dict[str, Any]:
 
 def sleep_past(moment: str) -> None:
     time.sleep(max(0.0, datetime.fromisoformat(moment).timestamp() - time.time()) + 0.1)
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_current_etag_gets_304_with_no_body(client, make_session):
@@ -110,10 +106,10 @@ def test_postgres_and_the_cache_give_the_same_etag(client, make_user, make_sessi
     assert seat_maps.cached_snapshot(sid) is not None  # that answer came from the cache
     assert warm == etag_from_postgres(sid)
 
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{closed_port()}/0")
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     get_settings.cache_clear()
     cache.reset()
-    seat_maps.recent.snapshots.clear()
+    local_copies.copies.snapshots.clear()
     try:
         assert seat_maps.cached_snapshot(sid) is None  # Redis is down: PostgreSQL answers
         assert etag_of(client, sid) == warm
@@ -126,7 +122,7 @@ def test_postgres_and_the_cache_give_the_same_etag(client, make_user, make_sessi
         monkeypatch.undo()
         get_settings.cache_clear()
         cache.reset()
-        seat_maps.unsent.flush()
+        invalidations.unsent.flush()
     assert etag_of(client, sid) == cold_after_sale
 
 
@@ -137,7 +133,7 @@ def test_a_warm_304_never_touches_postgres(client, make_session, monkeypatch):
     assert etag_of(client, sid) == etag  # the second read keeps this process's copy
 
     # PostgreSQL out of reach for this process: a new pool pointed at a port nobody listens on.
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{closed_port()}/none")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/none")
     get_settings.cache_clear()
     close_pool()
     try:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from types import SimpleNamespace
 
 import pytest
 
-from chalicelib.domain.errors import ServiceUnavailable
+from chalicelib.db import DatabaseUnavailable
 from chalicelib.events import handlers
+from tests.support.sqs import sqs_record as record
 
 
 @pytest.fixture
@@ -26,14 +26,6 @@ def deleted(monkeypatch) -> list[str]:
     monkeypatch.setattr(handlers.clients, "client", lambda service: FakeSQS())
     monkeypatch.setattr(handlers.clients, "queue_url", lambda name: "queue")
     return gone
-
-
-def record(body: str) -> SimpleNamespace:
-    return SimpleNamespace(
-        body=body,
-        receipt_handle=f"handle-{body}",
-        to_dict=lambda: {"eventSourceARN": "arn:aws:sqs:us-east-1:0:expiry", "messageId": body},
-    )
 
 
 def expiry(*ids: str) -> str:
@@ -64,9 +56,9 @@ def test_an_unreachable_database_fails_the_whole_batch_at_once(monkeypatch, dele
 
     def expire_when_due(ids: list[str]) -> None:
         calls.append(ids)
-        raise ServiceUnavailable("the database is not reachable; retry shortly")
+        raise DatabaseUnavailable("the database is not reachable; retry shortly")
 
     monkeypatch.setattr(handlers, "expire_when_due", expire_when_due)
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(DatabaseUnavailable):
         handlers.expire_batch([record(expiry(str(uuid.uuid4()))) for _ in range(3)])
     assert len(calls) == 1 and deleted == []  # SQS delivers the batch again later

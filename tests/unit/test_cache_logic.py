@@ -10,13 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.cache import CircuitBreaker
-from chalicelib.cache.seat_maps import (
+from chalicelib.cache.snapshots import (
     END_OF_TIME_US,
     Snapshot,
     Views,
     render_seat_map,
     render_session,
-    seat_status,
     to_json,
 )
 from chalicelib.domain.errors import ValidationError
@@ -56,14 +55,6 @@ def test_breaker_skips_redis_for_the_cool_down_then_lets_one_probe_through():
 # --- seat statuses at read time ----------------------------------------------------------------
 
 NOW = 1_900_000_000_000_000  # microseconds
-
-
-def test_status_follows_the_sql_rule():
-    assert seat_status(True, None, NOW) == "SOLD"
-    assert seat_status(False, NOW + 1, NOW) == "RESERVED"
-    assert seat_status(False, NOW, NOW) == "AVAILABLE"  # held_until > now() is RESERVED
-    assert seat_status(False, NOW - 1, NOW) == "AVAILABLE"
-    assert seat_status(False, None, NOW) == "AVAILABLE"
 
 
 seat_states = st.lists(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.cache.seat_maps import Snapshot, Views, render_seat_map, seat_map_etag, to_json
+from chalicelib.cache.snapshots import Snapshot, Views, render_seat_map, seat_map_etag, to_json
 from chalicelib.web.conditional import entity_tags, not_modified
 
 CURRENT = '"3f1c0a"'

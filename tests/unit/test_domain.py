@@ -13,10 +13,17 @@ from chalicelib.domain.reservations import (
     check_can_cancel,
     check_can_pay,
     check_seat_request,
-    is_expirable,
     visible_status,
 )
-from chalicelib.domain.seating import SeatGrid, SeatLabel, seat_order
+from chalicelib.domain.seating import (
+    SeatGrid,
+    SeatLabel,
+    SeatStatus,
+    count_available,
+    next_status_change,
+    seat_order,
+    seat_status,
+)
 
 NOW = datetime(2030, 1, 1, 19, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=30)
@@ -88,8 +95,38 @@ def test_cancel_rules():
         check_can_cancel("PENDING", EARLIER, NOW)
 
 
-def test_only_due_pending_holds_expire():
-    assert is_expirable("PENDING", EARLIER, NOW)
-    assert not is_expirable("PENDING", LATER, NOW)
-    assert not is_expirable("CONFIRMED", EARLIER, NOW)
-    assert not is_expirable("CANCELLED", EARLIER, NOW)
+# --- what a seat's status reads -----------------------------------------------------------------
+
+NOW_US = 1_900_000_000_000_000  # a moment in epoch microseconds
+
+
+def test_a_seat_reads_sold_then_reserved_while_its_hold_is_in_time_else_available():
+    assert seat_status(True, None, NOW_US) is SeatStatus.SOLD
+    assert seat_status(True, NOW_US + 1, NOW_US) is SeatStatus.SOLD
+    assert seat_status(False, NOW_US + 1, NOW_US) is SeatStatus.RESERVED
+    assert seat_status(False, NOW_US, NOW_US) is SeatStatus.AVAILABLE  # ends exactly at its time
+    assert seat_status(False, NOW_US - 1, NOW_US) is SeatStatus.AVAILABLE
+    assert seat_status(False, None, NOW_US) is SeatStatus.AVAILABLE
+
+
+seat_facts = st.lists(
+    st.tuples(st.booleans(), st.one_of(st.none(), st.integers(NOW_US - 10**7, NOW_US + 10**7))),
+    max_size=40,
+)
+
+
+@given(seat_facts, st.integers(NOW_US - 10**7, NOW_US + 10**7))
+def test_available_seats_are_the_seats_that_read_available(seats, now):
+    assert count_available(seats, now) == [
+        seat_status(sold, until, now) for sold, until in seats
+    ].count(SeatStatus.AVAILABLE)
+
+
+@given(seat_facts, st.integers(NOW_US - 10**7, NOW_US + 10**7), st.integers(0, 3 * 10**7))
+def test_no_status_changes_before_the_next_status_change(seats, now, later):
+    changes_at = next_status_change(seats, now)
+    moment = now + later
+    if changes_at is None or moment < changes_at:
+        assert [seat_status(*s, moment) for s in seats] == [seat_status(*s, now) for s in seats]
+    else:
+        assert [seat_status(*s, changes_at) for s in seats] != [seat_status(*s, now) for s in seats]

@@ -11,17 +11,16 @@ from psycopg.types.json import Jsonb
 from chalicelib.domain.events import EXPIRY_DUE, Event
 
 
-def record(conn: psycopg.Connection, events: list[Event], occurred_at: datetime) -> list[int]:
-    """Queue events for the SNS topic; returns their outbox ids, in order. One pipelined
-    statement per event: an expiry batch records hundreds at once."""
+def record(conn: psycopg.Connection, events: list[Event], occurred_at: datetime) -> None:
+    """Queue events for the SNS topic, in order. One pipelined statement per event: an expiry
+    batch records hundreds at once."""
     if not events:
-        return []
+        return
     with conn.cursor() as cur:
         cur.executemany(
             """
             INSERT INTO outbox (event_id, destination, event_type, aggregate_id, body, created_at)
             VALUES (%s, 'events', %s, %s, %s, %s)
-            RETURNING id
             """,
             [
                 (
@@ -33,23 +32,16 @@ def record(conn: psycopg.Connection, events: list[Event], occurred_at: datetime)
                 )
                 for event in events
             ],
-            returning=True,
         )
-        ids = []
-        while True:
-            ids.append(cur.fetchone()["id"])
-            if not cur.nextset():
-                return ids
 
 
-def schedule_expiry(conn: psycopg.Connection, reservation_id: str, expires_at: datetime) -> int:
+def schedule_expiry(conn: psycopg.Connection, reservation_id: str, expires_at: datetime) -> None:
     """Queue the delayed "expiry due" message for the SQS expiry queue; the relay computes the
     delay from deliver_at when it sends, so a late relay still wakes the handler on time."""
-    row = conn.execute(
+    conn.execute(
         """
         INSERT INTO outbox (event_id, destination, event_type, aggregate_id, body, deliver_at)
         VALUES (%s, 'expiry', %s, %s, %s, %s)
-        RETURNING id
         """,
         (
             str(uuid.uuid4()),
@@ -64,5 +56,4 @@ def schedule_expiry(conn: psycopg.Connection, reservation_id: str, expires_at: d
             ),
             expires_at,
         ),
-    ).fetchone()
-    return row["id"]
+    )
