@@ -44,7 +44,7 @@ from chalicelib.cache import LuaScript, RedisUnavailable, key, use_redis
 from chalicelib.cache.watch import KeyWatch, Stamp
 from chalicelib.db import in_transaction
 from chalicelib.domain.errors import NotFound
-from chalicelib.services import sessions
+from chalicelib.services import sessions, views
 
 SNAPSHOT_TTL_MS = 60_000
 REBUILD_LEASE_MS = 2_000
@@ -93,7 +93,7 @@ def seat_status(sold: bool, held_until_us: int | None, now: int) -> str:
     return "AVAILABLE"
 
 
-def render_seat_map(session_id: str, snapshot: Snapshot, now: int) -> dict[str, Any]:
+def render_seat_map(session_id: str, snapshot: Snapshot, now: int) -> views.SeatMap:
     return {
         "session_id": session_id,
         "seats": [
@@ -103,7 +103,7 @@ def render_seat_map(session_id: str, snapshot: Snapshot, now: int) -> dict[str, 
     }
 
 
-def render_session(snapshot: Snapshot, now: int) -> dict[str, Any]:
+def render_session(snapshot: Snapshot, now: int) -> views.Session:
     available = sum(
         1 for _, _, _, sold, until in snapshot.seats if seat_status(sold, until, now) == "AVAILABLE"
     )
@@ -378,14 +378,14 @@ def cached_snapshot(session_id: str) -> Snapshot | None:
 # --- the hooks the routes and event handlers call ---------------------------------------------
 
 
-def session(session_id: str) -> dict[str, Any]:
+def session(session_id: str) -> views.Session:
     snapshot = cached_snapshot(session_id)
     if snapshot is None:
         return sessions.get_session(session_id)
     return render_session(snapshot, now_us())
 
 
-def seat_map(session_id: str) -> dict[str, Any]:
+def seat_map(session_id: str) -> views.SeatMap:
     snapshot = cached_snapshot(session_id)
     if snapshot is None:
         return sessions.seat_map(session_id)

@@ -34,10 +34,6 @@ class NotFound(BoxOfficeError):
     code, status = "NotFound", 404
 
 
-class MethodNotAllowed(BoxOfficeError):
-    code, status = "MethodNotAllowed", 405
-
-
 class Conflict(BoxOfficeError):
     code, status = "Conflict", 409
 
@@ -68,24 +64,8 @@ class HoldLimitReached(BoxOfficeError):
         )
 
 
-class IdempotencyKeyInProgress(BoxOfficeError):
-    code, status = "IdempotencyKeyInProgress", 409
-
-
 class HoldExpired(BoxOfficeError):
     code, status = "HoldExpired", 410
-
-
-class IdempotencyKeyReused(BoxOfficeError):
-    code, status = "IdempotencyKeyReused", 422
-
-
-class RateLimited(BoxOfficeError):
-    code, status = "RateLimited", 429
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"rate limit exceeded; retry in {retry_after} s")
-        self.retry_after = retry_after
 
 
 class ServiceUnavailable(BoxOfficeError):

@@ -13,6 +13,7 @@ from chalicelib.db import in_transaction
 from chalicelib.domain import events
 from chalicelib.domain.errors import NotFound
 from chalicelib.log import logger
+from chalicelib.services import views
 from chalicelib.services.accounts import SignedIn, on_behalf_of
 
 NOTIFICATIONS = "notifications"
@@ -189,7 +190,7 @@ def record_analytics_batch(batch: list[dict[str, Any]]) -> int:
     return in_transaction(work)
 
 
-def receipts_of(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
+def receipts_of(customer_id: str, *, signed_in: SignedIn | None = None) -> views.ReceiptList:
     rows = in_transaction(
         on_behalf_of(
             signed_in,
@@ -216,7 +217,7 @@ def receipts_of(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[
     }
 
 
-def session_stats(session_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
+def session_stats(session_id: str, *, signed_in: SignedIn | None = None) -> views.SessionStats:
     def work(conn: psycopg.Connection) -> dict[str, Any] | None:
         return conn.execute(
             """

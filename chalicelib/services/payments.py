@@ -12,11 +12,12 @@ from chalicelib.domain import events
 from chalicelib.domain.errors import HoldExpired
 from chalicelib.domain.reservations import check_can_pay
 from chalicelib.events import outbox
+from chalicelib.services import views
 from chalicelib.services.accounts import SignedIn, on_behalf_of
 from chalicelib.services.reservations import lock_own_reservation
 
 
-def sale_view(row: dict[str, Any], seats: list[str]) -> dict[str, Any]:
+def sale_view(row: dict[str, Any], seats: list[str]) -> views.Sale:
     return {
         "id": str(row["id"]),
         "reservation_id": str(row["reservation_id"]),
@@ -95,8 +96,8 @@ def pay_reservation(
     )
 
 
-def purchase_history(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
-    def work(conn: psycopg.Connection) -> dict[str, Any]:
+def purchase_history(customer_id: str, *, signed_in: SignedIn | None = None) -> views.PurchaseList:
+    def work(conn: psycopg.Connection) -> views.PurchaseList:
         rows = conn.execute(
             """
             SELECT sa.id, sa.reservation_id, se.movie, se.room, se.starts_at, r.seats,

@@ -14,6 +14,7 @@ import psycopg
 from chalicelib.db import in_transaction
 from chalicelib.domain.errors import NotFound, ValidationError
 from chalicelib.domain.seating import SeatGrid
+from chalicelib.services import views
 from chalicelib.services.accounts import SignedIn, on_behalf_of
 
 SESSION_COLUMNS = """
@@ -24,7 +25,7 @@ SESSION_COLUMNS = """
 """
 
 
-def session_view(row: dict[str, Any]) -> dict[str, Any]:
+def session_view(row: dict[str, Any]) -> views.Session:
     return {
         "id": str(row["id"]),
         "movie": row["movie"],
@@ -79,7 +80,7 @@ def create_session(
     return in_transaction(on_behalf_of(signed_in, work))
 
 
-def read_session(conn: psycopg.Connection, session_id: str) -> dict[str, Any]:
+def read_session(conn: psycopg.Connection, session_id: str) -> views.Session:
     row = conn.execute(
         f"SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = %s", (session_id,)
     ).fetchone()
@@ -88,7 +89,7 @@ def read_session(conn: psycopg.Connection, session_id: str) -> dict[str, Any]:
     return session_view(row)
 
 
-def get_session(session_id: str) -> dict[str, Any]:
+def get_session(session_id: str) -> views.Session:
     return in_transaction(lambda conn: read_session(conn, session_id))
 
 
@@ -106,10 +107,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationError("cursor is not valid; use next_cursor from a previous page") from None
 
 
-def list_sessions(*, limit: int, cursor: str | None) -> dict[str, Any]:
+def list_sessions(*, limit: int, cursor: str | None) -> views.SessionPage:
     after = _decode_cursor(cursor) if cursor else None
 
-    def work(conn: psycopg.Connection) -> dict[str, Any]:
+    def work(conn: psycopg.Connection) -> views.SessionPage:
         # Keyset paging on (starts_at, id): stable under inserts, no OFFSET scans.
         rows = conn.execute(
             f"""
@@ -136,7 +137,7 @@ def list_sessions(*, limit: int, cursor: str | None) -> dict[str, Any]:
     return in_transaction(work)
 
 
-def read_seat_map(conn: psycopg.Connection, session_id: str) -> dict[str, Any]:
+def read_seat_map(conn: psycopg.Connection, session_id: str) -> views.SeatMap:
     seats = conn.execute(
         """
         SELECT label, seat_row, number,
@@ -166,5 +167,5 @@ def read_seat_map(conn: psycopg.Connection, session_id: str) -> dict[str, Any]:
     }
 
 
-def seat_map(session_id: str) -> dict[str, Any]:
+def seat_map(session_id: str) -> views.SeatMap:
     return in_transaction(lambda conn: read_seat_map(conn, session_id))

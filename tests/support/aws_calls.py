@@ -284,19 +284,53 @@ class CodeIndex:
         return {item for unit in self.units.values() for item in unit.unresolved}
 
     def app_handlers(self) -> dict[str, list[str]]:
-        """app.py's functions by Lambda handler: "app.app" (every route) and one per event
-        handler ("app.expire_holds", ...), as Chalice names them in the template."""
+        """The functions of each Lambda handler: "app.app" (every route, declared in app.py or
+        on a blueprint in chalicelib/) and one per event handler of app.py ("app.expire_holds",
+        ...), as Chalice names them in the template."""
         handlers: dict[str, list[str]] = {"app.app": []}
         for node in self.modules["app"].tree.body:
             if not isinstance(node, ast.FunctionDef):
                 continue
-            kinds = {
-                d.func.attr
-                for d in node.decorator_list
-                if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
-            }
+            kinds = _decorator_methods(node)
             if "route" in kinds:
                 handlers["app.app"].append(f"app.{node.name}")
             elif kinds:
                 handlers[f"app.{node.name}"] = [f"app.{node.name}"]
+        for module in self.modules.values():
+            blueprints = _blueprints(module.tree)
+            for node in module.tree.body:
+                if isinstance(node, ast.FunctionDef) and _decorator_methods(node, blueprints):
+                    handlers["app.app"].append(f"{module.name}.{node.name}")
         return handlers
+
+
+# The decorators that declare a route: Chalice's own, and those of chalicelib/web/registry.py.
+ROUTE_DECORATORS = {"route", "get", "post", "put", "patch", "delete"}
+BLUEPRINT_CLASSES = {"Blueprint", "Routes"}
+
+
+def _blueprints(tree: ast.Module) -> set[str]:
+    """Module-level names bound to a new blueprint: `routes = Routes(__name__, ...)`."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            called = _dotted(node.value.func)
+            if called and called[-1] in BLUEPRINT_CLASSES:
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _decorator_methods(node: ast.FunctionDef, receivers: set[str] | None = None) -> set[str]:
+    """The methods called as this function's decorators (`@app.route(...)` -> "route"); with
+    `receivers`, only route decorators called on those names."""
+    methods = set()
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute):
+            method, receiver = decorator.func.attr, decorator.func.value
+            if receivers is None or (
+                method in ROUTE_DECORATORS
+                and isinstance(receiver, ast.Name)
+                and receiver.id in receivers
+            ):
+                methods.add(method)
+    return methods

@@ -48,6 +48,16 @@ FILES = {
             sqs.get_queue_url(QueueName="q")
             return secrets_of_pages.token()
     """,
+    "chalicelib/web/routes.py": """
+        from chalice import Blueprint
+        from chalicelib.aws.clients import client
+
+        routes = Blueprint(__name__)
+
+        @routes.route("/topics")
+        def topics():
+            return client("sns").list_topics()
+    """,
     "chalicelib/web/secrets_of_pages.py": """
         def token():
             from aws_lambda_powertools.utilities.parameters import get_secret as read
@@ -101,6 +111,7 @@ def test_each_handler_reaches_the_calls_of_what_it_names(project):
     assert operations(index, "app.app") == {
         ("sqs", "GetQueueUrl"),  # through a client held in a variable, via a relative import
         ("secretsmanager", "GetSecretValue"),  # powertools, imported inside the function
+        ("sns", "ListTopics"),  # a route on a blueprint
     }
     assert operations(index, "app.consume") == {
         ("sqs", "ListQueues"),  # a paginator makes the operation's requests

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from chalicelib.aws import secrets
-from chalicelib.domain.errors import ServiceUnavailable, Unauthorized
+from chalicelib.domain.errors import ServiceUnavailable
 from chalicelib.services import accounts
 from chalicelib.settings import (
     DEFAULT_DATABASE_URL,
@@ -19,6 +19,7 @@ from chalicelib.settings import (
     get_settings,
 )
 from chalicelib.web import tokens
+from chalicelib.web.errors import Unauthorized
 
 STRONG = "s" * 32
 SOURCES = (
