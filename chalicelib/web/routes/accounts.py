@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -28,6 +28,7 @@ class Credentials(Strict):
     password: str = Field(min_length=1, max_length=128, examples=["s3cret-pass"])
 
 
+Form = TypeVar("Form", bound=Strict)
 Token = Annotated[str, Field(description="A bearer JWT")]
 
 
@@ -45,6 +46,17 @@ class LoggedIn(TypedDict):
 routes = Routes(__name__, tag="auth")
 
 
+def _form(model: type[Form]) -> Form:
+    """The body, after the sign-in limit per client IP: each sign-in costs a password hash."""
+    request = routes.current_request
+    rate_limits.check_sign_in(request)
+    return parse_model(model, request.raw_body)
+
+
+def _token(user: views.User, version: int) -> str:
+    return tokens.issue(user["id"], user["role"], version)
+
+
 @routes.post(
     "/auth/signup",
     summary="Create a customer account",
@@ -55,11 +67,9 @@ routes = Routes(__name__, tag="auth")
     description="409 `Conflict` when an account with this email (in any letter case) exists.",
 )
 def sign_up() -> SignedUp:
-    request = routes.current_request
-    rate_limits.check_sign_in(request)
-    form = parse_model(SignUp, request.raw_body)
+    form = _form(SignUp)
     user, version = accounts.sign_up(email=form.email, password=form.password, name=form.name)
-    return {"user": user, "token": tokens.issue(user["id"], user["role"], version)}
+    return {"user": user, "token": _token(user, version)}
 
 
 @routes.post(
@@ -71,8 +81,6 @@ def sign_up() -> SignedUp:
     description="An unknown email and a wrong password get the same 401.",
 )
 def log_in() -> LoggedIn:
-    request = routes.current_request
-    rate_limits.check_sign_in(request)
-    form = parse_model(Credentials, request.raw_body)
+    form = _form(Credentials)
     user, version = accounts.authenticate(email=form.email, password=form.password)
-    return {"token": tokens.issue(user["id"], user["role"], version)}
+    return {"token": _token(user, version)}
