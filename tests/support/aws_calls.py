@@ -3,7 +3,8 @@
 Finds:
 - calls on boto3 clients: `client("sqs").send_message_batch(...)` (any `.client("<service>")` or
   `client("<service>")` with a literal service name, boto3's own included), also through a name
-  the client was assigned to (`sqs = clients.client("sqs")`, `self._sqs = ...`);
+  the client was assigned to (`sqs = clients.client("sqs")`, `self._sqs = ...`), or assigned from
+  a function that returns one (`sqs = _sqs()`);
 - powertools' parameters utility (`parameters.get_secret(...)` and its siblings);
 - and, as a safety net, any other `<something>.<method>(...)` whose method is an operation name
   of a watched AWS service but whose receiver the scanner cannot tie to a client: those are
@@ -11,10 +12,10 @@ Finds:
 
 Which calls a handler can reach is worked out from references: a function reaches every function
 and class it names (a class brings all its methods), transitively, across the modules of app.py
-and chalicelib/. Module-level code runs at import, so it counts for every handler. This
-over-approximates (a name that is referenced but never called counts) and never misses a
-reference written in the code; calls through getattr or strings would be missed, and the code
-has none.
+and chalicelib/. Module-level code runs at import, so it counts for every handler (but not an
+`if __name__ == "__main__":` block, which runs only as a command). This over-approximates (a
+name that is referenced but never called counts) and never misses a reference written in the
+code; calls through getattr or strings would be missed, and the code has none.
 """
 
 from __future__ import annotations
@@ -98,6 +99,20 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
+def _runs_as_script_only(node: ast.stmt) -> bool:
+    """`if __name__ == "__main__":` (a command's entry point) never runs when a handler imports
+    the module."""
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.comparators) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
+
+
 def _dotted(node: ast.AST) -> list[str] | None:
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
@@ -168,6 +183,16 @@ class CodeIndex:
         for path in self._sources():
             module = _Module(module_name(path, root), path, root)
             self.modules[module.name] = module
+        # Functions that return a client they make: `def _sqs(): return x.client("sqs", ...)`.
+        self.client_factories = {
+            f"{module.name}.{node.name}": service
+            for module in self.modules.values()
+            for node in module.tree.body
+            if isinstance(node, ast.FunctionDef)
+            for returned in ast.walk(node)
+            if isinstance(returned, ast.Return)
+            and (service := _client_service(returned.value)) is not None
+        }
         for module in self.modules.values():
             self._index(module)
 
@@ -184,9 +209,17 @@ class CodeIndex:
                 unit = Unit(f"{module.name}.{node.name}")
                 self._scan(module, [node], unit, dict(module_clients))
                 self.units[unit.name] = unit
-            else:
+            elif not _runs_as_script_only(node):
                 self._scan(module, [node], top, module_clients)
         self.units[top.name] = top
+
+    def _made_by_factory(self, module: _Module, node: ast.AST) -> str | None:
+        """The service of a client a factory call returns: `sqs = _sqs()`."""
+        if not isinstance(node, ast.Call):
+            return None
+        parts = _dotted(node.func)
+        qualified = module.qualify(parts) if parts else None
+        return self.client_factories.get(qualified) if qualified else None
 
     def _resolve(self, module: _Module, node: ast.AST) -> str | None:
         """The qualified name of a unit (or module) a Name/Attribute expression refers to."""
@@ -213,7 +246,9 @@ class CodeIndex:
         for root in nodes:
             for node in ast.walk(root):
                 if isinstance(node, ast.Assign):
-                    service = _client_service(node.value)
+                    service = _client_service(node.value) or self._made_by_factory(
+                        module, node.value
+                    )
                     for target in node.targets:
                         parts = _dotted(target)
                         if service and parts:

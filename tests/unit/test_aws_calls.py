@@ -83,6 +83,13 @@ FILES = {
 
         def unused():
             clients.client("s3").delete_bucket(Bucket="b")
+
+        def _own_client():
+            return boto3.session.Session().client("sqs", region_name="r")
+
+        def purge():
+            sqs = _own_client()
+            sqs.change_message_visibility(QueueUrl="u", ReceiptHandle="h", VisibilityTimeout=0)
     """,
     "devtools/runner.py": """
         import boto3
@@ -119,6 +126,9 @@ def test_each_handler_reaches_the_calls_of_what_it_names(project):
         ("ssm", "GetParameter"),
     }
     assert operations(index, "app.tick") == {("sns", "PublishBatch"), ("sqs", "SendMessageBatch")}
+    # A client from a function that makes and returns it (`purge` is named by no handler).
+    purge = index.units["chalicelib.jobs.purge"]
+    assert {(c.service, c.operation) for c in purge.calls} == {("sqs", "ChangeMessageVisibility")}
 
 
 def test_code_that_is_not_deployed_and_code_never_named_do_not_count(project):
