@@ -117,15 +117,11 @@ class Routes(Blueprint):
         return register
 
 
-def operation_of(entry: RouteEntry) -> Operation | None:
-    return getattr(entry.view_function, "operation", None)
-
-
 def routes_of(app: Chalice) -> Iterator[tuple[RouteEntry, Operation]]:
     """Every route of the app with its declaration, in the order they were registered."""
     for methods in app.routes.values():
         for entry in methods.values():
-            operation = operation_of(entry)
+            operation = getattr(entry.view_function, "operation", None)
             if operation is None:
                 raise LookupError(f"{entry.method} {entry.uri_pattern} was not declared by Routes")
             yield entry, operation

@@ -5,7 +5,9 @@ to it; and Swagger UI with its files is served from the package."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
@@ -29,6 +31,7 @@ ERROR_CODES = {
     for cls in vars(module).values()
     if isinstance(cls, type) and issubclass(cls, errors.BoxOfficeError)
 } | {"UnsupportedMediaType"}
+API_REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 # Served from files in the package: these never need PostgreSQL, so never answer 503.
 STATIC_PATHS = ("/openapi.json", "/api-docs", "/api-docs/{asset}", "/app", "/app/{asset}")
 
@@ -56,6 +59,13 @@ def test_every_route_is_declared_with_what_the_document_says(app_module):
             assert operation.path_params is not None, entry.view_name
         if entry.method == "POST":
             assert "*/*" in entry.content_types, entry.view_name
+
+
+def test_the_api_reference_names_every_route_and_no_other(app_module):
+    declared = {f"{entry.method} {entry.uri_pattern}" for entry, _ in routes_of(app_module.app)}
+    named = set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", API_REFERENCE.read_text()))
+    assert declared - named == set(), "routes docs/api.md does not describe"
+    assert named - declared == set(), "routes docs/api.md names that the app does not have"
 
 
 def test_every_route_is_documented_and_nothing_else(app_module, document):
