@@ -18,7 +18,8 @@ from chalicelib.domain.errors import BoxOfficeError
 from chalicelib.events.redrive import QUEUES as redrive_queues
 from chalicelib.events.redrive import redrive as send_back
 from chalicelib.settings import for_operator_command
-from chalicelib.web.schemas import SignUp, parse_model
+from chalicelib.web.routes.accounts import SignUp
+from chalicelib.web.schemas import parse_model
 
 
 def _positive(text: str) -> int:

@@ -31,8 +31,8 @@ from urllib.parse import parse_qs
 
 from chalice import Chalice
 
-from chalicelib.domain.errors import BoxOfficeError, NotFound, ValidationError
-from chalicelib.web.schemas import MAX_BODY_BYTES
+from chalicelib.domain.errors import BoxOfficeError, NotFound
+from chalicelib.web.schemas import MAX_BODY_BYTES, BodyTooLarge
 from devtools.lambda_context import LambdaContext
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -126,8 +126,7 @@ class Edge:
         length = environ.get("CONTENT_LENGTH") or "0"
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             # Refused unread; closing the connection spares the server skipping the body.
-            error = ValidationError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-            return self._refuse(error, start_response, close=True)
+            return self._refuse(BodyTooLarge(), start_response, close=True)
         raw = environ["wsgi.input"].read(int(length)) if length != "0" else b""
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         body, is_base64 = _body(raw)

@@ -16,9 +16,12 @@ from typing import Any
 from aws_lambda_powertools.utilities import parameters
 from psycopg.conninfo import make_conninfo
 
-from chalicelib.domain.errors import ServiceUnavailable
 from chalicelib.log import logger
 from chalicelib.settings import ConfigurationError, DatabaseLocation
+
+
+class SecretUnavailable(RuntimeError):
+    """Secrets Manager did not answer: retryable (the web layer answers 503)."""
 
 
 def _read(arn: str, transform: str | None = None) -> Any:
@@ -29,7 +32,7 @@ def _read(arn: str, transform: str | None = None) -> Any:
     except parameters.GetParameterError as exc:
         # Not cached: the next request tries again.
         logger.error("could not read a secret", extra={"secret": arn, "error": repr(exc)})
-        raise ServiceUnavailable("the service's configuration could not be read; retry") from exc
+        raise SecretUnavailable("the service's configuration could not be read; retry") from exc
 
 
 @functools.cache

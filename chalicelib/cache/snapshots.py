@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.seating import count_available, next_status_change, seat_status
+from chalicelib.services import views
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -52,7 +53,7 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def render_seat_map(session_id: str, snapshot: Snapshot, now: int) -> dict[str, Any]:
+def render_seat_map(session_id: str, snapshot: Snapshot, now: int) -> views.SeatMap:
     return {
         "session_id": session_id,
         "seats": [
@@ -62,7 +63,7 @@ def render_seat_map(session_id: str, snapshot: Snapshot, now: int) -> dict[str, 
     }
 
 
-def render_session(snapshot: Snapshot, now: int) -> dict[str, Any]:
+def render_session(snapshot: Snapshot, now: int) -> views.Session:
     return {**snapshot.session, "available_seats": count_available(snapshot.facts(), now)}
 
 

@@ -22,20 +22,12 @@ class ValidationError(BoxOfficeError):
     code, status = "ValidationError", 400
 
 
-class Unauthorized(BoxOfficeError):
-    code, status = "Unauthorized", 401
-
-
 class Forbidden(BoxOfficeError):
     code, status = "Forbidden", 403
 
 
 class NotFound(BoxOfficeError):
     code, status = "NotFound", 404
-
-
-class MethodNotAllowed(BoxOfficeError):
-    code, status = "MethodNotAllowed", 405
 
 
 class Conflict(BoxOfficeError):
@@ -89,25 +81,5 @@ class HoldLimitReached(BoxOfficeError):
         )
 
 
-class IdempotencyKeyInProgress(BoxOfficeError):
-    code, status = "IdempotencyKeyInProgress", 409
-
-
 class HoldExpired(BoxOfficeError):
     code, status = "HoldExpired", 410
-
-
-class IdempotencyKeyReused(BoxOfficeError):
-    code, status = "IdempotencyKeyReused", 422
-
-
-class RateLimited(BoxOfficeError):
-    code, status = "RateLimited", 429
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"rate limit exceeded; retry in {retry_after} s")
-        self.retry_after = retry_after
-
-
-class ServiceUnavailable(BoxOfficeError):
-    code, status = "ServiceUnavailable", 503

@@ -55,17 +55,14 @@ def _sqs() -> Any:
     )
 
 
-def _dead_letter_url(sqs: Any, source_url: str) -> str:
-    attributes = sqs.get_queue_attributes(QueueUrl=source_url, AttributeNames=["RedrivePolicy"])
-    arn = json.loads(attributes["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
-    return sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
-
-
 def redrive(queue: str, most: int | None = None) -> int:
     """Move up to `most` messages (all, if None) from `queue`'s DLQ back to it; how many moved."""
     sqs = _sqs()
     source = clients.queue_url(source_queue_name(queue))
-    dead_letters = _dead_letter_url(sqs, source)
+    # The dead-letter queue is the one the source's redrive policy names.
+    policy = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["RedrivePolicy"])
+    arn = json.loads(policy["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
+    dead_letters = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
     moved = 0
     while most is None or moved < most:
         wanted = SQS_BATCH if most is None else min(SQS_BATCH, most - moved)

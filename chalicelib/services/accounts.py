@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from chalicelib.db import in_transaction
 from chalicelib.domain.errors import BadCredentials, BoxOfficeError, Conflict, StaleToken
+from chalicelib.services import views
 from chalicelib.settings import DEVELOPMENT_STAGES
 
 
@@ -76,7 +77,7 @@ def _decoy_hash() -> str:
     return _hash("decoy password for unknown emails")
 
 
-def user_view(row: dict[str, Any]) -> dict[str, Any]:
+def user_view(row: dict[str, Any]) -> views.User:
     return {"id": str(row["id"]), "email": row["email"], "name": row["name"], "role": row["role"]}
 
 

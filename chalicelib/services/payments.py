@@ -11,11 +11,12 @@ from chalicelib.db import in_transaction, outbox
 from chalicelib.domain import events
 from chalicelib.domain.errors import HoldExpired
 from chalicelib.domain.reservations import check_can_pay
+from chalicelib.services import views
 from chalicelib.services.accounts import SignedIn, on_behalf_of
 from chalicelib.services.reservations import lock_own_reservation, seats_changed
 
 
-def sale_view(row: dict[str, Any], seats: list[str]) -> dict[str, Any]:
+def sale_view(row: dict[str, Any], seats: list[str]) -> views.Sale:
     return {
         "id": str(row["id"]),
         "reservation_id": str(row["reservation_id"]),
@@ -95,7 +96,7 @@ def pay_reservation(
     )
 
 
-def purchase_history(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
+def purchase_history(customer_id: str, *, signed_in: SignedIn | None = None) -> views.PurchaseList:
     def work(conn: psycopg.Connection) -> dict[str, Any]:
         rows = conn.execute(
             """

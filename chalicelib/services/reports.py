@@ -9,10 +9,11 @@ import psycopg
 
 from chalicelib.db import in_transaction
 from chalicelib.domain.errors import NotFound
+from chalicelib.services import views
 from chalicelib.services.accounts import SignedIn, on_behalf_of
 
 
-def receipts_of(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
+def receipts_of(customer_id: str, *, signed_in: SignedIn | None = None) -> views.ReceiptList:
     rows = in_transaction(
         on_behalf_of(
             signed_in,
@@ -39,7 +40,7 @@ def receipts_of(customer_id: str, *, signed_in: SignedIn | None = None) -> dict[
     }
 
 
-def session_stats(session_id: str, *, signed_in: SignedIn | None = None) -> dict[str, Any]:
+def session_stats(session_id: str, *, signed_in: SignedIn | None = None) -> views.SessionStats:
     def work(conn: psycopg.Connection) -> dict[str, Any] | None:
         return conn.execute(
             """

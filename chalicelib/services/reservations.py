@@ -42,12 +42,12 @@ from chalicelib.domain.reservations import (
     visible_status,
 )
 from chalicelib.domain.seating import SeatGrid, seat_order
-from chalicelib.services import accounts
+from chalicelib.services import accounts, views
 from chalicelib.services.accounts import SignedIn
 from chalicelib.settings import get_settings
 
 
-def reservation_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+def reservation_view(row: dict[str, Any], now: datetime) -> views.Reservation:
     return {
         "id": str(row["id"]),
         "session_id": str(row["session_id"]),

@@ -15,6 +15,7 @@ import psycopg
 from chalicelib.db import in_transaction
 from chalicelib.domain.errors import NotFound, ValidationError
 from chalicelib.domain.seating import SeatGrid
+from chalicelib.services import views
 from chalicelib.services.accounts import SignedIn, on_behalf_of
 
 # available_seats is counted here in SQL, by the seat-status rule of chalicelib.domain.seating
@@ -30,7 +31,7 @@ SESSION_COLUMNS = """
 """
 
 
-def session_view(row: dict[str, Any]) -> dict[str, Any]:
+def session_view(row: dict[str, Any]) -> views.Session:
     return {
         "id": str(row["id"]),
         "movie": row["movie"],
@@ -85,7 +86,7 @@ def create_session(
     return in_transaction(on_behalf_of(signed_in, work))
 
 
-def read_session(conn: psycopg.Connection, session_id: str) -> dict[str, Any]:
+def read_session(conn: psycopg.Connection, session_id: str) -> views.Session:
     row = conn.execute(
         f"SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = %s", (session_id,)
     ).fetchone()
@@ -108,7 +109,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationError("cursor is not valid; use next_cursor from a previous page") from None
 
 
-def list_sessions(*, limit: int, cursor: str | None) -> dict[str, Any]:
+def list_sessions(*, limit: int, cursor: str | None) -> views.SessionPage:
     after = _decode_cursor(cursor) if cursor else None
 
     def work(conn: psycopg.Connection) -> dict[str, Any]:

@@ -40,22 +40,23 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from chalice.app import Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from chalicelib.cache import RedisUnavailable, key, lua_script, use_redis
 from chalicelib.domain.errors import (
     BoxOfficeError,
     HoldExpired,
     HoldLimitReached,
-    IdempotencyKeyInProgress,
-    IdempotencyKeyReused,
     InvalidState,
     SeatUnavailable,
     ValidationError,
 )
 from chalicelib.log import logger
+from chalicelib.web.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
 from chalicelib.web.tokens import Caller
 
 HEADER = "idempotency-key"
@@ -70,6 +71,35 @@ MAX_RECORDS_PER_USER = 1000
 REPLAYED_REFUSALS = frozenset(
     error.code for error in (SeatUnavailable, InvalidState, HoldLimitReached, HoldExpired)
 )
+
+# The header's one rule: 1-255 printable ASCII characters. It is checked with this type, and the
+# OpenAPI document publishes the same type (IdempotencyHeader).
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[\x20-\x7e]+$")
+]
+KEY = TypeAdapter(IdempotencyKey)
+
+
+class IdempotencyHeader(BaseModel):
+    """The header as the OpenAPI document describes it, on the routes that take it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    idempotency_key: IdempotencyKey | None = Field(
+        None,
+        alias="Idempotency-Key",
+        description=(
+            f"Optional, 1-{MAX_KEY_LENGTH} printable ASCII characters. A repeat with the same key "
+            f"by the same user returns the first answer (status and body) for "
+            f"{ANSWER_TTL_MS // 3_600_000} h; the same key with a different request answers "
+            f"422, and while the first is still running, 409. Kept answers: successes, 409 "
+            f"SeatUnavailable, InvalidState and HoldLimitReached, 410 HoldExpired; after any "
+            f"other answer the key is free for a retry. A user has at most "
+            f"{MAX_RECORDS_PER_USER} live keys; beyond that a key is not kept (the request runs "
+            f"as without one)."
+        ),
+    )
+
 
 # KEYS[1] = the (user, key) record, KEYS[2] = the user's records by expiry;
 # ARGV = fingerprint, token, lease ms, most records per user (0: no cap), record ttl ms.
@@ -127,11 +157,12 @@ def idempotency_key(request: Request) -> str | None:
     value = request.headers.get(HEADER)
     if value is None:
         return None
-    if not 1 <= len(value) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in value):
+    try:
+        return KEY.validate_python(value)
+    except PydanticValidationError:
         raise ValidationError(
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
-        )
-    return value
+        ) from None
 
 
 def canonical_body(raw: bytes | None) -> bytes:

@@ -10,11 +10,12 @@ from typing import Any
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib.domain.errors import BoxOfficeError, MethodNotAllowed, ValidationError
+from chalicelib.domain.errors import BoxOfficeError, ValidationError
 from chalicelib.log import logger
 from chalicelib.web import rate_limits
+from chalicelib.web.errors import MethodNotAllowed
 from chalicelib.web.responses import error_response
-from chalicelib.web.schemas import MAX_BODY_BYTES, MAX_JSON_DEPTH, nesting_exceeds
+from chalicelib.web.schemas import MAX_BODY_BYTES, MAX_JSON_DEPTH, BodyTooLarge, nesting_exceeds
 
 
 def _request_id(event: Any) -> str:
@@ -42,7 +43,7 @@ def http_guard(request: Request, get_response: Callable[[Request], Response]) ->
     started = time.perf_counter()
     try:
         if request.raw_body and len(request.raw_body) > MAX_BODY_BYTES:
-            raise ValidationError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+            raise BodyTooLarge()
         # Once, here, for every route and whatever the headers: nothing after this (the
         # Idempotency-Key fingerprint, the request models) has to survive a deep body.
         if request.raw_body and nesting_exceeds(request.raw_body):

@@ -1,30 +1,38 @@
-"""The OpenAPI 3.0 document, generated from the models that validate requests (chalicelib/web/
-schemas.py) and the response models declared beside them, and from the error classes the code
-raises (chalicelib/domain/errors.py): nothing in it is hand-written JSON that could drift.
+"""The OpenAPI 3.1 document, generated from the app's routes and what each declares
+(chalicelib/web/registry.py): the models that validate its requests, the types its answers are
+rendered as (chalicelib/services/views.py and the route modules), and the errors it can raise.
+Nothing in it is hand-written JSON that could drift from the code.
 
-OpenAPI 3.0.3 rather than 3.1 because the packaged Swagger UI (4.x) renders only 3.0; pydantic
-writes JSON Schema 2020-12, so `to_openapi30` rewrites the few constructs 3.0 spells differently.
-
-`OPERATIONS` lists every route of app.py once; tests/integration/test_openapi.py checks it against
-`app.routes` both ways (path, method, view function name, accepted content types).
+OpenAPI 3.1 takes JSON Schema 2020-12, which is what pydantic writes, so the schemas go in as
+pydantic makes them (less the per-property titles it derives from field names).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
-from pydantic.json_schema import models_json_schema
+from chalice import Chalice
+from chalice.app import RouteEntry
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
 from chalicelib.domain import errors
 from chalicelib.domain.errors import BoxOfficeError
 from chalicelib.web import schemas
+from chalicelib.web.errors import (
+    ErrorBody,
+    MethodNotAllowed,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from chalicelib.web.registry import CUSTOMER, JSON_BODIES, MANAGER, Operation, routes_of
 
-OPENAPI_VERSION = "3.0.3"
+OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
 BEARER = "bearerAuth"
+JSON = "application/json"
 
 # What each error code means, for the descriptions of the error responses.
 WHEN = {
@@ -51,300 +59,6 @@ WHEN = {
 # Chalice itself answers 415 on routes that accept only JSON when a request names another type.
 UNSUPPORTED_MEDIA_TYPE = (415, "UnsupportedMediaType")
 
-JSON = "application/json"
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str
-    view: str  # the app.py function: also the operationId
-    summary: str
-    tag: str
-    status: int  # the success status
-    response: type[BaseModel] | None  # its JSON body, or None for `media`
-    errors: tuple[type[BoxOfficeError], ...] = ()
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    path_model: type[BaseModel] | None = None
-    header_model: type[BaseModel] | None = None
-    role: str | None = None  # None: public; "any": any signed-in user; else the role required
-    database: bool = True  # answers 503 ServiceUnavailable when PostgreSQL is down
-    any_content_type: bool = False  # the route takes content_types=["*/*", ...] in app.py
-    media: dict[str, dict[str, Any]] = field(default_factory=dict)  # non-JSON success bodies
-    overrides: dict[int, type[BaseModel]] = field(default_factory=dict)  # non-ErrorBody errors
-    description: str = ""
-    etag: bool = False  # the answer carries an ETag; If-None-Match with it answers 304
-
-
-HOLD_ERRORS = (
-    errors.Forbidden,
-    errors.NotFound,
-    errors.SeatUnavailable,
-    errors.InvalidState,
-    errors.HoldLimitReached,
-    errors.IdempotencyKeyInProgress,
-    errors.IdempotencyKeyReused,
-)
-TEXT = {"type": "string"}
-
-OPERATIONS: tuple[Operation, ...] = (
-    Operation(
-        "GET",
-        "/health",
-        "health_check",
-        "Health of the service and its dependencies",
-        "operations",
-        200,
-        schemas.Health,
-        overrides={503: schemas.HealthUnavailable},
-        description="200 while PostgreSQL answers (status `degraded` when Redis or the AWS "
-        "endpoint does not: seats still sell); 503 when PostgreSQL is down. A failing check "
-        'reads `"unavailable"`; why goes to the log. The AWS check is reused for 5 s. Rate '
-        "limited like every route (without Redis the limits are off, and it still answers).",
-    ),
-    Operation(
-        "GET",
-        "/openapi.json",
-        "openapi_document",
-        "This OpenAPI document",
-        "docs",
-        200,
-        None,
-        database=False,
-        media={JSON: TypeAdapter(dict[str, Any]).json_schema()},
-    ),
-    Operation(
-        "GET",
-        "/api-docs",
-        "api_docs",
-        "Swagger UI over this document",
-        "docs",
-        200,
-        None,
-        database=False,
-        media={"text/html": TEXT},
-    ),
-    Operation(
-        "GET",
-        "/api-docs/{asset}",
-        "api_docs_asset",
-        "Swagger UI's scripts and style sheet",
-        "docs",
-        200,
-        None,
-        errors=(errors.NotFound,),
-        path_model=schemas.DocsAssetPath,
-        database=False,
-        media={"text/javascript": TEXT, "text/css": TEXT},
-    ),
-    Operation(
-        "GET",
-        "/app",
-        "seat_map_page",
-        "The seat-map page: pick, hold and pay in a browser",
-        "docs",
-        200,
-        None,
-        database=False,
-        media={"text/html": TEXT},
-        description="`/app?session=<id>` opens that session's seat map, kept live by polling "
-        "the seat map with `If-None-Match`. Plain HTML, CSS and JavaScript served by the app.",
-    ),
-    Operation(
-        "GET",
-        "/app/{asset}",
-        "seat_map_page_asset",
-        "The seat-map page's script, style sheet and icon",
-        "docs",
-        200,
-        None,
-        errors=(errors.NotFound,),
-        path_model=schemas.PageAssetPath,
-        database=False,
-        media={"text/javascript": TEXT, "text/css": TEXT, "image/svg+xml": TEXT},
-    ),
-    Operation(
-        "POST",
-        "/auth/signup",
-        "sign_up",
-        "Create a customer account",
-        "auth",
-        201,
-        schemas.SignedUp,
-        errors=(errors.Conflict,),
-        body=schemas.SignUp,
-        any_content_type=True,
-        description="409 `Conflict` when an account with this email (in any letter case) exists.",
-    ),
-    Operation(
-        "POST",
-        "/auth/login",
-        "log_in",
-        "Exchange email and password for a bearer token",
-        "auth",
-        200,
-        schemas.LoggedIn,
-        errors=(errors.Unauthorized,),
-        body=schemas.Credentials,
-        any_content_type=True,
-        description="An unknown email and a wrong password get the same 401.",
-    ),
-    Operation(
-        "POST",
-        "/sessions",
-        "create_session",
-        "Create a session and all its seats",
-        "sessions",
-        201,
-        schemas.Session,
-        errors=(errors.Forbidden,),
-        body=schemas.SessionCreate,
-        role="MANAGER",
-        any_content_type=True,
-        description="Seats are labelled row letter + number: rows A.., numbers "
-        "1..seats_per_row. 400 when there would be fewer than 16 seats or `starts_at` is past.",
-    ),
-    Operation(
-        "GET",
-        "/sessions",
-        "list_sessions",
-        "Upcoming sessions, soonest first, a page at a time",
-        "sessions",
-        200,
-        schemas.SessionPage,
-        query=schemas.SessionPageQuery,
-    ),
-    Operation(
-        "GET",
-        "/sessions/{session_id}",
-        "get_session",
-        "One session, with its seats available now",
-        "sessions",
-        200,
-        schemas.Session,
-        errors=(errors.NotFound,),
-        path_model=schemas.SessionPath,
-    ),
-    Operation(
-        "GET",
-        "/sessions/{session_id}/seats",
-        "seat_map",
-        "The session's seat map",
-        "sessions",
-        200,
-        schemas.SeatMap,
-        errors=(errors.NotFound,),
-        path_model=schemas.SessionPath,
-        header_model=schemas.ConditionalHeader,
-        etag=True,
-        description="A hold whose time has passed shows AVAILABLE even before it is expired. "
-        "The answer's `ETag` changes whenever a seat's status does (a lapsed hold too) and is "
-        "the same from every instance; send it back as `If-None-Match` to get 304 with no body "
-        "while nothing has changed. A warm 304 is answered from the cache alone.",
-    ),
-    Operation(
-        "GET",
-        "/sessions/{session_id}/stats",
-        "session_stats",
-        "Sales and expiry counters, kept by the analytics subscriber",
-        "sessions",
-        200,
-        schemas.SessionStats,
-        errors=(errors.Forbidden, errors.NotFound),
-        path_model=schemas.SessionPath,
-        role="MANAGER",
-        description="Eventually consistent: counted from the events, not by the request.",
-    ),
-    Operation(
-        "POST",
-        "/reservations",
-        "hold_seats",
-        "Hold 1-10 seats of a session, all or none",
-        "reservations",
-        201,
-        schemas.Reservation,
-        errors=HOLD_ERRORS,
-        body=schemas.HoldRequest,
-        header_model=schemas.IdempotencyHeader,
-        role="CUSTOMER",
-        any_content_type=True,
-        description="404 for an unknown session or seat label; 409 `SeatUnavailable` (the body's "
-        "`seats` names them), `InvalidState` (the session has started) or `HoldLimitReached` "
-        "(the customer would hold and own more than SEATS_PER_CUSTOMER seats of the session).",
-    ),
-    Operation(
-        "GET",
-        "/reservations/{reservation_id}",
-        "get_reservation",
-        "One of the caller's reservations",
-        "reservations",
-        200,
-        schemas.Reservation,
-        errors=(errors.NotFound,),
-        path_model=schemas.ReservationPath,
-        role="any",
-        description="Another customer's reservation answers 404.",
-    ),
-    Operation(
-        "DELETE",
-        "/reservations/{reservation_id}",
-        "cancel_reservation",
-        "Cancel a hold; its seats are free at once",
-        "reservations",
-        200,
-        schemas.Reservation,
-        errors=(errors.NotFound, errors.InvalidState, errors.HoldExpired),
-        path_model=schemas.ReservationPath,
-        role="any",
-        description="Cancelling again answers the same 200. 409 `InvalidState` when it is paid; "
-        "410 `HoldExpired` when its time has passed.",
-    ),
-    Operation(
-        "POST",
-        "/reservations/{reservation_id}/payment",
-        "pay_reservation",
-        "Pay a hold: its seats become SOLD",
-        "reservations",
-        200,
-        schemas.Sale,
-        errors=(
-            errors.NotFound,
-            errors.InvalidState,
-            errors.IdempotencyKeyInProgress,
-            errors.HoldExpired,
-            errors.IdempotencyKeyReused,
-        ),
-        path_model=schemas.ReservationPath,
-        header_model=schemas.IdempotencyHeader,
-        role="any",
-        any_content_type=True,
-        description="Paying again returns the same sale. 409 `InvalidState` when it was "
-        "cancelled; 410 `HoldExpired` when its time has passed. No request body.",
-    ),
-    Operation(
-        "GET",
-        "/me/purchases",
-        "purchases",
-        "The caller's purchases, newest first",
-        "me",
-        200,
-        schemas.PurchaseList,
-        role="any",
-    ),
-    Operation(
-        "GET",
-        "/me/receipts",
-        "receipts",
-        "The caller's receipts, recorded by the notifications subscriber",
-        "me",
-        200,
-        schemas.ReceiptList,
-        role="any",
-        description="Eventually consistent: one receipt per sale, recorded from its event.",
-    ),
-)
-
 TAGS = [
     {"name": "auth", "description": "Customer accounts and bearer tokens"},
     {"name": "sessions", "description": "Screenings and their seats"},
@@ -354,64 +68,35 @@ TAGS = [
     {"name": "docs", "description": "This document, Swagger UI and the seat-map page"},
 ]
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Cinema ticketing: sessions, seat maps, seat holds that expire, payments.
 
 * JSON in and out, UTF-8. Times are ISO-8601 with a zone; money is integer cents; ids are UUIDs.
-* Request bodies are at most 16 KiB and are validated strictly: wrong types, missing fields and
+* Request bodies are at most {schemas.MAX_BODY_BYTES // 1024} KiB and are validated strictly: \
+wrong types, missing fields and
   unknown fields answer 400 `ValidationError`.
 * Every 4xx/5xx answer is JSON with a machine-readable `Code` and a human `Message`.
 * Calls that change state take `Authorization: Bearer <token>` from `/auth/signup` or `/auth/login`.
   Managers are created from the command line, never over HTTP.
 * Every route is rate limited per caller: 429 `RateLimited` with `Retry-After` (seconds);
   `/auth/signup` and `/auth/login` also share a tighter limit per client IP.
-* JSON nested deeper than 32 levels answers 400 `ValidationError` on every route.
+* JSON nested deeper than {schemas.MAX_JSON_DEPTH} levels answers 400 `ValidationError` on every \
+route.
 * A method a path does not have answers 405 `MethodNotAllowed`, with an `Allow` header.
 """
 
 
-# --- JSON Schema 2020-12 (pydantic) to OpenAPI 3.0 -----------------------------------------------
+class SchemaGenerator(GenerateJsonSchema):
+    """pydantic's JSON Schema without a title on every property (the property's name says it)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
 
-def to_openapi30(schema: Any, *, keep_title: bool = False) -> Any:
-    """Rewrite what OpenAPI 3.0 spells differently: `anyOf [X, null]` is `nullable`, `const` is a
-    one-value `enum`, `examples` is one `example`, a `$ref` takes no sibling keywords."""
-    if isinstance(schema, list):
-        return [to_openapi30(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {
-        key: to_openapi30(value) if key not in ("properties", "enum", "default") else value
-        for key, value in schema.items()
-        if not (key == "title" and not keep_title)
-    }
-    if "properties" in out:
-        out["properties"] = {name: to_openapi30(s) for name, s in out["properties"].items()}
-    if "anyOf" in out:
-        branches = [b for b in out["anyOf"] if b != {"type": "null"}]
-        if len(branches) < len(out["anyOf"]):
-            out.pop("anyOf")
-            if out.get("default", "") is None:
-                out.pop("default")
-            if len(branches) == 1:
-                branch = branches[0]
-                base = {"allOf": [branch]} if "$ref" in branch else dict(branch)
-                out = {**base, **out, "nullable": True}
-            else:
-                out = {**out, "anyOf": branches, "nullable": True}
-    if "const" in out:
-        out["enum"] = [out.pop("const")]
-    if "examples" in out:
-        examples = out.pop("examples")
-        if isinstance(examples, list) and examples:
-            out["example"] = examples[0]
-    if "$ref" in out and len(out) > 1:
-        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
-    return out
-
-
-def _parameters(model: type[BaseModel], location: str) -> list[dict[str, Any]]:
-    schema = model.model_json_schema(ref_template=REF, mode="validation")
+def _parameters(model: type, location: str) -> list[dict[str, Any]]:
+    schema = TypeAdapter(model).json_schema(
+        ref_template=REF, schema_generator=SchemaGenerator, mode="validation"
+    )
     required = set(schema.get("required", ()))
     params = []
     for name, prop in schema["properties"].items():
@@ -427,7 +112,7 @@ def _parameters(model: type[BaseModel], location: str) -> list[dict[str, Any]]:
             "name": name,
             "in": location,
             "required": location == "path" or name in required,
-            "schema": to_openapi30(prop),
+            "schema": prop,
         }
         if description:
             param["description"] = description
@@ -445,24 +130,30 @@ def _invalid_input(op: Operation) -> str:
         )
     if op.query is not None:
         reasons.append("a query parameter is malformed or out of range")
-    if op.header_model is not None:
+    if op.headers is not None:
         reasons.append("the Idempotency-Key header is malformed")
     reasons.append(f"the request body is over {schemas.MAX_BODY_BYTES // 1024} KiB")
     return "; ".join(reasons)
 
 
 def _error_response(
-    op: Operation, codes: list[str], *, retry_after: bool = False, model: str = "ErrorBody"
+    entry: RouteEntry,
+    op: Operation,
+    codes: list[str],
+    body: dict[str, Any] | None,
 ) -> dict[str, Any]:
     when = {**WHEN, "ValidationError": _invalid_input(op)}
-    if op.path.startswith("/auth/"):
+    if entry.uri_pattern.startswith("/auth/"):
         when["ServiceUnavailable"] = WHEN["SignInBusy"]
     description = "; ".join(f"`{code}`: {when.get(code, code)}" for code in codes)
-    schema: dict[str, Any] = {"$ref": REF.format(model=model)}
-    if model == "ErrorBody":
-        schema = {"allOf": [schema, {"type": "object", "properties": {"Code": {"enum": codes}}}]}
+    schema = body or {
+        "allOf": [
+            {"$ref": REF.format(model=ErrorBody.__name__)},
+            {"type": "object", "properties": {"Code": {"enum": codes}}},
+        ]
+    }
     response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
-    if retry_after:
+    if RateLimited.code in codes:
         response["headers"] = {
             "Retry-After": {
                 "description": "Seconds to wait before retrying",
@@ -470,7 +161,7 @@ def _error_response(
                 "schema": {"type": "integer", "minimum": 1, "maximum": 60},
             }
         }
-    if codes == [errors.MethodNotAllowed.code]:
+    if codes == [MethodNotAllowed.code]:
         response["headers"] = {
             "Allow": {
                 "description": "The methods this path has, e.g. `GET, POST`",
@@ -481,55 +172,54 @@ def _error_response(
     return response
 
 
-def _error_codes(op: Operation) -> dict[int, list[str]]:
-    raised: list[tuple[int, str]] = [(errors.ValidationError.status, errors.ValidationError.code)]
+def _error_codes(entry: RouteEntry, op: Operation) -> dict[int, list[str]]:
+    raised: list[type[BoxOfficeError] | tuple[int, str]] = [errors.ValidationError]
     if op.role is not None:
-        raised.append((errors.Unauthorized.status, errors.Unauthorized.code))
-    raised += [(error.status, error.code) for error in op.errors]
+        raised.append(Unauthorized)
+    raised += op.errors
     # Answered for a method the path does not have (documented with each of its operations).
-    raised.append((errors.MethodNotAllowed.status, errors.MethodNotAllowed.code))
-    if not op.any_content_type:
+    raised.append(MethodNotAllowed)
+    if entry.content_types != JSON_BODIES:
         raised.append(UNSUPPORTED_MEDIA_TYPE)
-    raised.append((errors.RateLimited.status, errors.RateLimited.code))
+    raised.append(RateLimited)
     if op.database:
-        raised.append((errors.ServiceUnavailable.status, errors.ServiceUnavailable.code))
+        raised.append(ServiceUnavailable)
     by_status: dict[int, list[str]] = defaultdict(list)
-    for status, code in raised:
+    for error in raised:
+        status, code = error if isinstance(error, tuple) else (error.status, error.code)
         if code not in by_status[status]:
             by_status[status].append(code)
     return dict(sorted(by_status.items()))
 
 
-def _operation(op: Operation, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
+def _operation(
+    entry: RouteEntry, op: Operation, schema_of: dict[Any, dict[str, Any]]
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "operationId": op.view,
+        "operationId": entry.view_name,
         "summary": op.summary,
         "tags": [op.tag],
     }
     description = op.description
-    if op.role in ("CUSTOMER", "MANAGER"):
+    if op.role in (CUSTOMER, MANAGER):
         description = f"Requires the {op.role} role (403 `Forbidden` otherwise). {description}"
     if description.strip():
         doc["description"] = description.strip()
     parameters: list[dict[str, Any]] = []
-    for model, location in (
-        (op.path_model, "path"),
-        (op.query, "query"),
-        (op.header_model, "header"),
-    ):
+    for model, location in ((op.path_params, "path"), (op.query, "query"), (op.headers, "header")):
         if model is not None:
             parameters += _parameters(model, location)
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
-        doc["requestBody"] = {"required": True, "content": {JSON: {"schema": refs[op.body]}}}
+        doc["requestBody"] = {"required": True, "content": {JSON: {"schema": schema_of[op.body]}}}
     if op.role is not None:
         doc["security"] = [{BEARER: []}]
 
     if op.response is not None:
-        content = {JSON: {"schema": refs[op.response]}}
+        content = {JSON: {"schema": schema_of[op.response]}}
     else:
-        content = {media: {"schema": to_openapi30(s)} for media, s in op.media.items()}
+        content = {media: {"schema": schema} for media, schema in op.media.items()}
     success = {200: "OK", 201: "Created"}[op.status]
     responses: dict[str, Any] = {str(op.status): {"description": success, "content": content}}
     if op.etag:
@@ -545,42 +235,42 @@ def _operation(op: Operation, refs: dict[type[BaseModel], dict[str, Any]]) -> di
             "description": "Not Modified: `If-None-Match` names the current ETag (no body)",
             "headers": etag,
         }
-    for status, codes in _error_codes(op).items():
-        override = op.overrides.get(status)
+    for status, codes in _error_codes(entry, op).items():
+        body = op.error_bodies.get(status)
         responses[str(status)] = _error_response(
-            op,
-            codes,
-            retry_after=status == errors.RateLimited.status,
-            model=override.__name__ if override else "ErrorBody",
+            entry, op, codes, schema_of[body] if body else None
         )
     doc["responses"] = responses
     return doc
 
 
-def _models() -> list[type[BaseModel]]:
-    seen: list[type[BaseModel]] = [schemas.ErrorBody]
-    for op in OPERATIONS:
-        for model in (op.body, op.response, *op.overrides.values()):
-            if model is not None and model not in seen:
-                seen.append(model)
-    return seen
+def _schemas(
+    routes: list[tuple[RouteEntry, Operation]],
+) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    """Each request and answer type's schema (a $ref), and the components they refer to."""
+    modes: dict[Any, JsonSchemaMode] = {ErrorBody: "serialization"}
+    for _, op in routes:
+        if op.body is not None:
+            modes[op.body] = "validation"
+        for answer in (op.response, *op.error_bodies.values()):
+            if answer is not None:
+                modes.setdefault(answer, "serialization")
+    refs, definitions = TypeAdapter.json_schemas(
+        [(kind, mode, TypeAdapter(kind)) for kind, mode in modes.items()],
+        ref_template=REF,
+        schema_generator=SchemaGenerator,
+    )
+    return {kind: refs[(kind, mode)] for kind, mode in modes.items()}, definitions["$defs"]
 
 
-def build_document() -> dict[str, Any]:
-    models = _models()
-    modes = [
-        (model, "validation" if model in {op.body for op in OPERATIONS} else "serialization")
-        for model in models
-    ]
-    refs_by_key, definitions = models_json_schema(modes, ref_template=REF)
-    refs = {model: refs_by_key[(model, mode)] for model, mode in modes}
-    components = {
-        name: to_openapi30(schema, keep_title=True)
-        for name, schema in sorted(definitions.get("$defs", {}).items())
-    }
+def build_document(app: Chalice) -> dict[str, Any]:
+    routes = list(routes_of(app))
+    schema_of, components = _schemas(routes)
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
+    for entry, op in routes:
+        paths.setdefault(entry.uri_pattern, {})[entry.method.lower()] = _operation(
+            entry, op, schema_of
+        )
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "boxoffice", "version": "1", "description": DESCRIPTION},
@@ -589,7 +279,7 @@ def build_document() -> dict[str, Any]:
         "tags": TAGS,
         "paths": paths,
         "components": {
-            "schemas": components,
+            "schemas": dict(sorted(components.items())),
             "securitySchemes": {
                 BEARER: {
                     "type": "http",

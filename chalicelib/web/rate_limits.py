@@ -24,9 +24,9 @@ import uuid
 from chalice.app import Request
 
 from chalicelib.cache import RedisUnavailable, key, lua_script, use_redis
-from chalicelib.domain.errors import RateLimited
 from chalicelib.settings import get_settings
 from chalicelib.web import tokens
+from chalicelib.web.errors import RateLimited
 from chalicelib.web.tokens import Caller
 
 WINDOW_MS = 60_000

@@ -1,16 +1,13 @@
-"""JSON answers, and the decorator that turns box-office errors into them."""
+"""JSON answers: successes, and the contract's error bodies."""
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from chalice import Response
 
-from chalicelib.db import DatabaseUnavailable
-from chalicelib.domain.errors import BoxOfficeError, NotFound, ServiceUnavailable
+from chalicelib.domain.errors import BoxOfficeError, NotFound
 from chalicelib.log import logger
 
 # nosniff: a browser never reads a JSON answer (which may echo client input) as HTML or script.
@@ -30,19 +27,6 @@ def error_response(error: BoxOfficeError, headers: dict[str, str] | None = None)
         logger.error(error.message, extra={"code": error.code})
     # A refusal (4xx) is logged once, by the access log line, with its code.
     return json_response(error.body(), error.status, headers)
-
-
-def endpoint(fn: Callable[..., Response]) -> Callable[..., Response]:
-    @functools.wraps(fn)
-    def answer(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return fn(*args, **kwargs)
-        except BoxOfficeError as exc:
-            return error_response(exc)
-        except DatabaseUnavailable as exc:
-            return error_response(ServiceUnavailable(str(exc)))
-
-    return answer
 
 
 def parse_id(value: str, what: str) -> str:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import jwt
 
-from chalicelib.domain.errors import Forbidden, Unauthorized
+from chalicelib.domain.errors import Forbidden
 from chalicelib.settings import get_settings
+from chalicelib.web.errors import Unauthorized
 
 ALGORITHM = "HS256"
 

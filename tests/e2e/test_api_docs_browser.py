@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.web import docs
 from tests.support.browser import ARTIFACTS, PageWatch, skip_without_browser
 from tests.support.live_server import serve_in_thread
+from tests.support.openapi_check import served_document
 
 pytestmark = skip_without_browser
 
@@ -29,7 +29,7 @@ def live_url() -> Iterator[str]:
 
 
 def test_swagger_ui_lists_every_operation_and_runs_one(live_url, browser):
-    document = docs.document()
+    document = served_document()
     expected = {
         (method.upper(), path)
         for path, operations in document["paths"].items()

@@ -14,15 +14,15 @@ import pytest
 
 from chalicelib import admin
 from chalicelib.settings import get_settings
-from chalicelib.web import docs
 from tests.support.data import session_body
+from tests.support.openapi_check import served_document
 
 SECRET = "test-secret-of-at-least-thirty-two-characters"
 
 # Every operation the document marks as needing a bearer token, with a body that would be valid.
 PROTECTED = [
     (method.upper(), path)
-    for path, operations in docs.document()["paths"].items()
+    for path, operations in served_document()["paths"].items()
     for method, operation in operations.items()
     if "security" in operation
 ]

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from chalicelib.web import docs
 from chalicelib.web.schemas import MAX_JSON_DEPTH
 from tests.support.live_server import serve_in_thread
+from tests.support.openapi_check import served_document
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def live_url(app_module) -> Iterator[str]:
 
 
 def every_route() -> list[tuple[str, str]]:
-    paths = docs.document()["paths"]
+    paths = served_document()["paths"]
     return [(method.upper(), path) for path, ops in paths.items() for method in ops]
 
 

@@ -12,7 +12,7 @@ import requests
 from chalicelib import cache
 from chalicelib.aws import clients
 from chalicelib.settings import get_settings
-from chalicelib.web import health
+from chalicelib.web.routes import health
 from devtools.net import free_port
 from tests.support.live_server import serve_in_thread
 

@@ -1,38 +1,71 @@
-"""The OpenAPI document: valid OpenAPI 3.0, one operation per route of app.py and no other, built
-from the same models that validate requests; the answers of a whole purchase conform to it; and
-Swagger UI with its files is served from the package."""
+"""The OpenAPI document: valid OpenAPI 3.1, one operation per route of the app's registry and no
+other, built from the same models that validate requests; the answers of a whole purchase conform
+to it; and Swagger UI with its files is served from the package."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
 
 from chalicelib.domain import errors
 from chalicelib.settings import get_settings
-from chalicelib.web import app_page, docs, openapi, schemas
+from chalicelib.web import errors as http_errors
+from chalicelib.web import openapi
+from chalicelib.web.registry import routes_of
+from chalicelib.web.routes import docs
+from chalicelib.web.routes import page as seat_map_page
+from chalicelib.web.routes.accounts import Credentials, SignUp
+from chalicelib.web.routes.reservations import HoldRequest
+from chalicelib.web.routes.sessions import SessionCreate
 from tests.support.data import session_body
-from tests.support.openapi_check import assert_conforms
+from tests.support.openapi_check import assert_conforms, served_document
 
 ERROR_CODES = {
     cls.code
-    for cls in vars(errors).values()
+    for module in (errors, http_errors)
+    for cls in vars(module).values()
     if isinstance(cls, type) and issubclass(cls, errors.BoxOfficeError)
 } | {"UnsupportedMediaType"}
+API_REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 # Served from files in the package: these never need PostgreSQL, so never answer 503.
 STATIC_PATHS = ("/openapi.json", "/api-docs", "/api-docs/{asset}", "/app", "/app/{asset}")
 
 
 @pytest.fixture(scope="module")
 def document() -> dict:
-    return docs.document()
+    return served_document()
 
 
-def test_document_is_valid_openapi_3_0(document):
+def test_document_is_valid_openapi_3_1(document):
     validate(document)
-    assert document["openapi"].startswith("3.0.")  # the packaged Swagger UI 4 renders only 3.0
+    assert document["openapi"].startswith("3.1.")  # JSON Schema 2020-12, as pydantic writes it
+
+
+def test_every_route_is_declared_with_what_the_document_says(app_module):
+    """The registry: each route of the app was declared through it (routes_of refuses one that
+    was not), under a tag the document describes, once per path and method."""
+    routes = list(routes_of(app_module.app))
+    assert len(routes) == sum(len(methods) for methods in app_module.app.routes.values())
+    tags = {tag["name"] for tag in openapi.TAGS}
+    for entry, operation in routes:
+        assert operation.summary and operation.tag in tags, entry.view_name
+        assert (operation.response is None) != (not operation.media), entry.view_name
+        if entry.view_args:
+            assert operation.path_params is not None, entry.view_name
+        if entry.method == "POST":
+            assert "*/*" in entry.content_types, entry.view_name
+
+
+def test_the_api_reference_names_every_route_and_no_other(app_module):
+    declared = {f"{entry.method} {entry.uri_pattern}" for entry, _ in routes_of(app_module.app)}
+    named = set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", API_REFERENCE.read_text()))
+    assert declared - named == set(), "routes docs/api.md does not describe"
+    assert named - declared == set(), "routes docs/api.md names that the app does not have"
 
 
 def test_every_route_is_documented_and_nothing_else(app_module, document):
@@ -59,9 +92,9 @@ def test_every_route_is_documented_and_nothing_else(app_module, document):
 
 def test_request_bodies_are_the_validating_models(document):
     components = document["components"]["schemas"]
-    for model in (schemas.SignUp, schemas.Credentials, schemas.SessionCreate, schemas.HoldRequest):
-        generated = openapi.to_openapi30(
-            model.model_json_schema(ref_template=openapi.REF), keep_title=True
+    for model in (SignUp, Credentials, SessionCreate, HoldRequest):
+        generated = model.model_json_schema(
+            ref_template=openapi.REF, schema_generator=openapi.SchemaGenerator
         )
         assert components[model.__name__] == generated
         assert components[model.__name__]["additionalProperties"] is False  # unknown fields: 400
@@ -134,12 +167,13 @@ def test_every_path_documents_405_with_allow(document):
     assert "405 `MethodNotAllowed`" in document["info"]["description"]
 
 
-def test_served_document_is_the_built_one(client, document):
+def test_served_document_is_the_built_one(client, app_module, document):
     answer = client.get("/openapi.json")
     assert answer.status == 200
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.body == document
-    assert json.loads(docs.document_text()) == document
+    assert json.loads(docs.document_text(app_module.app)) == document
+    assert openapi.build_document(app_module.app) == document
 
 
 def test_swagger_ui_page_and_its_files(client):
@@ -185,13 +219,13 @@ def test_seat_map_page_and_its_files(client, hold_seconds):
         ("app.js", "text/javascript; charset=utf-8"),
         ("icon.svg", "image/svg+xml; charset=utf-8"),
     ):
-        digest = app_page.versioned(asset).split("?v=")[1]
+        digest = seat_map_page.versioned(asset).split("?v=")[1]
         assert f'"app/{asset}?v={digest}"' in page.body
         answer = client.get(f"/app/{asset}")
         assert answer.status == 200, asset
         assert answer.headers["Content-Type"] == content_type
         assert "immutable" in answer.headers["Cache-Control"]
-        assert answer.body == (app_page.FILES / asset).read_text(encoding="utf-8")
+        assert answer.body == (seat_map_page.FILES / asset).read_text(encoding="utf-8")
     for missing in ("index.html", "app.js.map", "..%2Fapp.py", "x"):
         answer = client.get(f"/app/{missing}")
         assert answer.status == 404 and answer.code == "NotFound", missing

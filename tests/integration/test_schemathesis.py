@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from schemathesis.core.failures import FailureGroup
 
-from chalicelib.web import docs
 from tests.support.data import session_body
 from tests.support.live_server import serve_in_thread
+from tests.support.openapi_check import served_document
 
 # schemathesis' own default for the positive_data_acceptance check.
 POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES = [
@@ -146,7 +146,7 @@ def _config() -> schemathesis.Config:
 # The document the app serves; test_served_document_is_what_schemathesis_tests checks that the
 # running server's /openapi.json is exactly this. Loaded at import so each operation is its own
 # pytest item (schemathesis' fixture-based loader does not work with pytest 9).
-schema = schemathesis.openapi.from_dict(docs.document(), config=_config())
+schema = schemathesis.openapi.from_dict(served_document(), config=_config())
 
 
 # Strings that break code which splices text into SQL, format strings or C strings, or that
@@ -274,7 +274,7 @@ def _report() -> Iterator[None]:
 def test_served_document_is_what_schemathesis_tests(live_url):
     answer = requests.get(f"{live_url}/openapi.json", timeout=10)
     assert answer.status_code == 200
-    assert answer.json() == docs.document()
+    assert answer.json() == served_document()
 
 
 @pytest.mark.slow

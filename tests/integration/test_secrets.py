@@ -71,8 +71,8 @@ def test_a_deployed_stage_reads_its_secrets_once_from_secrets_manager(
 
 
 def test_a_missing_secret_fails_closed(deployed_stage, secretsmanager):
-    from chalicelib.domain.errors import ServiceUnavailable
+    from chalicelib.aws.secrets import SecretUnavailable
 
     secretsmanager.delete_secret(SecretId=deployed_stage["jwt"], ForceDeleteWithoutRecovery=True)
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(SecretUnavailable):
         tokens.issue("user-1", "CUSTOMER")

@@ -12,13 +12,14 @@ import pytest
 import requests
 
 from chalicelib import admin
-from chalicelib.web import docs, tokens
+from chalicelib.web import tokens
 from tests.support.data import session_body
 from tests.support.live_server import serve_in_thread
+from tests.support.openapi_check import served_document
 
 PROTECTED = [
     (method.upper(), path)
-    for path, operations in docs.document()["paths"].items()
+    for path, operations in served_document()["paths"].items()
     for method, operation in operations.items()
     if "security" in operation
 ]

@@ -3,7 +3,8 @@
 Finds:
 - calls on boto3 clients: `client("sqs").send_message_batch(...)` (any `.client("<service>")` or
   `client("<service>")` with a literal service name, boto3's own included), also through a name
-  the client was assigned to (`sqs = clients.client("sqs")`, `self._sqs = ...`);
+  the client was assigned to (`sqs = clients.client("sqs")`, `self._sqs = ...`), or assigned from
+  a function that returns one (`sqs = _sqs()`);
 - powertools' parameters utility (`parameters.get_secret(...)` and its siblings);
 - and, as a safety net, any other `<something>.<method>(...)` whose method is an operation name
   of a watched AWS service but whose receiver the scanner cannot tie to a client: those are
@@ -11,10 +12,10 @@ Finds:
 
 Which calls a handler can reach is worked out from references: a function reaches every function
 and class it names (a class brings all its methods), transitively, across the modules of app.py
-and chalicelib/. Module-level code runs at import, so it counts for every handler. This
-over-approximates (a name that is referenced but never called counts) and never misses a
-reference written in the code; calls through getattr or strings would be missed, and the code
-has none.
+and chalicelib/. Module-level code runs at import, so it counts for every handler (but not an
+`if __name__ == "__main__":` block, which runs only as a command). This over-approximates (a
+name that is referenced but never called counts) and never misses a reference written in the
+code; calls through getattr or strings would be missed, and the code has none.
 """
 
 from __future__ import annotations
@@ -98,6 +99,20 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
+def _runs_as_script_only(node: ast.stmt) -> bool:
+    """`if __name__ == "__main__":` (a command's entry point) never runs when a handler imports
+    the module."""
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.comparators) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
+
+
 def _dotted(node: ast.AST) -> list[str] | None:
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
@@ -168,6 +183,16 @@ class CodeIndex:
         for path in self._sources():
             module = _Module(module_name(path, root), path, root)
             self.modules[module.name] = module
+        # Functions that return a client they make: `def _sqs(): return x.client("sqs", ...)`.
+        self.client_factories = {
+            f"{module.name}.{node.name}": service
+            for module in self.modules.values()
+            for node in module.tree.body
+            if isinstance(node, ast.FunctionDef)
+            for returned in ast.walk(node)
+            if isinstance(returned, ast.Return)
+            and (service := _client_service(returned.value)) is not None
+        }
         for module in self.modules.values():
             self._index(module)
 
@@ -184,9 +209,17 @@ class CodeIndex:
                 unit = Unit(f"{module.name}.{node.name}")
                 self._scan(module, [node], unit, dict(module_clients))
                 self.units[unit.name] = unit
-            else:
+            elif not _runs_as_script_only(node):
                 self._scan(module, [node], top, module_clients)
         self.units[top.name] = top
+
+    def _made_by_factory(self, module: _Module, node: ast.AST) -> str | None:
+        """The service of a client a factory call returns: `sqs = _sqs()`."""
+        if not isinstance(node, ast.Call):
+            return None
+        parts = _dotted(node.func)
+        qualified = module.qualify(parts) if parts else None
+        return self.client_factories.get(qualified) if qualified else None
 
     def _resolve(self, module: _Module, node: ast.AST) -> str | None:
         """The qualified name of a unit (or module) a Name/Attribute expression refers to."""
@@ -213,7 +246,9 @@ class CodeIndex:
         for root in nodes:
             for node in ast.walk(root):
                 if isinstance(node, ast.Assign):
-                    service = _client_service(node.value)
+                    service = _client_service(node.value) or self._made_by_factory(
+                        module, node.value
+                    )
                     for target in node.targets:
                         parts = _dotted(target)
                         if service and parts:
@@ -284,19 +319,53 @@ class CodeIndex:
         return {item for unit in self.units.values() for item in unit.unresolved}
 
     def app_handlers(self) -> dict[str, list[str]]:
-        """app.py's functions by Lambda handler: "app.app" (every route) and one per event
-        handler ("app.expire_holds", ...), as Chalice names them in the template."""
+        """The functions of each Lambda handler: "app.app" (every route, declared in app.py or
+        on a blueprint in chalicelib/) and one per event handler of app.py ("app.expire_holds",
+        ...), as Chalice names them in the template."""
         handlers: dict[str, list[str]] = {"app.app": []}
         for node in self.modules["app"].tree.body:
             if not isinstance(node, ast.FunctionDef):
                 continue
-            kinds = {
-                d.func.attr
-                for d in node.decorator_list
-                if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
-            }
+            kinds = _decorator_methods(node)
             if "route" in kinds:
                 handlers["app.app"].append(f"app.{node.name}")
             elif kinds:
                 handlers[f"app.{node.name}"] = [f"app.{node.name}"]
+        for module in self.modules.values():
+            blueprints = _blueprints(module.tree)
+            for node in module.tree.body:
+                if isinstance(node, ast.FunctionDef) and _decorator_methods(node, blueprints):
+                    handlers["app.app"].append(f"{module.name}.{node.name}")
         return handlers
+
+
+# The decorators that declare a route: Chalice's own, and those of chalicelib/web/registry.py.
+ROUTE_DECORATORS = {"route", "get", "post", "put", "patch", "delete"}
+BLUEPRINT_CLASSES = {"Blueprint", "Routes"}
+
+
+def _blueprints(tree: ast.Module) -> set[str]:
+    """Module-level names bound to a new blueprint: `routes = Routes(__name__, ...)`."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            called = _dotted(node.value.func)
+            if called and called[-1] in BLUEPRINT_CLASSES:
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _decorator_methods(node: ast.FunctionDef, receivers: set[str] | None = None) -> set[str]:
+    """The methods called as this function's decorators (`@app.route(...)` -> "route"); with
+    `receivers`, only route decorators called on those names."""
+    methods = set()
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute):
+            method, receiver = decorator.func.attr, decorator.func.value
+            if receivers is None or (
+                method in ROUTE_DECORATORS
+                and isinstance(receiver, ast.Name)
+                and receiver.id in receivers
+            ):
+                methods.add(method)
+    return methods

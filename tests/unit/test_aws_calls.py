@@ -48,6 +48,16 @@ FILES = {
             sqs.get_queue_url(QueueName="q")
             return secrets_of_pages.token()
     """,
+    "chalicelib/web/routes.py": """
+        from chalice import Blueprint
+        from chalicelib.aws.clients import client
+
+        routes = Blueprint(__name__)
+
+        @routes.route("/topics")
+        def topics():
+            return client("sns").list_topics()
+    """,
     "chalicelib/web/secrets_of_pages.py": """
         def token():
             from aws_lambda_powertools.utilities.parameters import get_secret as read
@@ -73,6 +83,13 @@ FILES = {
 
         def unused():
             clients.client("s3").delete_bucket(Bucket="b")
+
+        def _own_client():
+            return boto3.session.Session().client("sqs", region_name="r")
+
+        def purge():
+            sqs = _own_client()
+            sqs.change_message_visibility(QueueUrl="u", ReceiptHandle="h", VisibilityTimeout=0)
     """,
     "devtools/runner.py": """
         import boto3
@@ -101,6 +118,7 @@ def test_each_handler_reaches_the_calls_of_what_it_names(project):
     assert operations(index, "app.app") == {
         ("sqs", "GetQueueUrl"),  # through a client held in a variable, via a relative import
         ("secretsmanager", "GetSecretValue"),  # powertools, imported inside the function
+        ("sns", "ListTopics"),  # a route on a blueprint
     }
     assert operations(index, "app.consume") == {
         ("sqs", "ListQueues"),  # a paginator makes the operation's requests
@@ -108,6 +126,9 @@ def test_each_handler_reaches_the_calls_of_what_it_names(project):
         ("ssm", "GetParameter"),
     }
     assert operations(index, "app.tick") == {("sns", "PublishBatch"), ("sqs", "SendMessageBatch")}
+    # A client from a function that makes and returns it (`purge` is named by no handler).
+    purge = index.units["chalicelib.jobs.purge"]
+    assert {(c.service, c.operation) for c in purge.calls} == {("sqs", "ChangeMessageVisibility")}
 
 
 def test_code_that_is_not_deployed_and_code_never_named_do_not_count(project):

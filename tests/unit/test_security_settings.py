@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from chalicelib.aws import secrets
-from chalicelib.domain.errors import ServiceUnavailable, Unauthorized
+from chalicelib.aws.secrets import SecretUnavailable
 from chalicelib.services import accounts
 from chalicelib.settings import (
     DEFAULT_DATABASE_URL,
@@ -19,6 +19,7 @@ from chalicelib.settings import (
     get_settings,
 )
 from chalicelib.web import tokens
+from chalicelib.web.errors import Unauthorized
 
 STRONG = "s" * 32
 SOURCES = (
@@ -150,7 +151,7 @@ def test_an_unreadable_secret_is_a_retryable_503_and_is_not_cached(secret_store)
     store, reads = secret_store
     missing = store.pop(JWT_ARN)
     settings = Settings.from_environment()
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(SecretUnavailable):
         _ = settings.jwt_secret
     store[JWT_ARN] = missing
     assert settings.jwt_secret == missing

@@ -16,21 +16,17 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from chalicelib.domain.errors import NotFound, Unauthorized, ValidationError
+from chalicelib.domain.errors import NotFound, ValidationError
 from chalicelib.domain.seating import SeatGrid, SeatLabel, seat_order
 from chalicelib.settings import get_settings
 from chalicelib.web import idempotency, schemas, tokens
+from chalicelib.web.errors import Unauthorized
+from chalicelib.web.idempotency import IdempotencyHeader
 from chalicelib.web.responses import parse_id
-from chalicelib.web.schemas import (
-    Credentials,
-    HoldRequest,
-    IdempotencyHeader,
-    SessionCreate,
-    SessionPageQuery,
-    SignUp,
-    parse_model,
-    parse_query,
-)
+from chalicelib.web.routes.accounts import Credentials, SignUp
+from chalicelib.web.routes.reservations import HoldRequest
+from chalicelib.web.routes.sessions import SessionCreate, SessionPageQuery
+from chalicelib.web.schemas import parse_model, parse_query
 
 CONTROL = {chr(c) for c in range(0x20)} | {"\x7f"}
 # Text with the characters that matter here turning up often: controls, blanks, @, dots, digits.

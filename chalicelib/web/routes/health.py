@@ -12,19 +12,57 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 from chalice import Response
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from chalicelib.aws import clients
 from chalicelib.cache import redis_client
 from chalicelib.db import get_pool
 from chalicelib.log import logger
+from chalicelib.services.views import shape
 from chalicelib.settings import get_settings
+from chalicelib.web.registry import Routes
 from chalicelib.web.responses import json_response
 
 OK = "ok"
 UNAVAILABLE = "unavailable"
 AWS_CHECK_SECONDS = 5.0
+
+Outcome = Literal["ok", "unavailable"]
+
+
+@shape
+class HealthChecks(TypedDict):
+    """Each dependency's check: "ok" or "unavailable" (the reason goes to the log, never here)."""
+
+    postgres: Annotated[Outcome, Field(description="A connection from the pool runs SELECT 1")]
+    redis: Annotated[Outcome, Field(description="PING; seats still sell without Redis")]
+    aws: Annotated[
+        Outcome, Field(description="The expiry queue's URL from SQS; the answer is reused for 5 s")
+    ]
+
+
+@shape
+class Health(TypedDict):
+    status: Annotated[
+        Literal["ok", "degraded"],
+        Field(description="degraded: Redis or the AWS endpoint is down; seats still sell"),
+    ]
+    checks: HealthChecks
+
+
+@shape
+class HealthUnavailable(TypedDict):
+    status: Literal["unavailable"]
+    checks: HealthChecks
+    Code: Literal["ServiceUnavailable"]
+    Message: str
+
+
+routes = Routes(__name__, tag="operations")
 
 _aws_lock = threading.Lock()
 _aws_checked: tuple[float, str] | None = None  # (time.monotonic() of the check, its outcome)
@@ -77,14 +115,24 @@ def forget_aws_check() -> None:
     _aws_checked = None
 
 
-def health() -> Response:
-    checks = {
+@routes.get(
+    "/health",
+    summary="Health of the service and its dependencies",
+    response=Health,
+    error_bodies={503: HealthUnavailable},
+    description="200 while PostgreSQL answers (status `degraded` when Redis or the AWS "
+    "endpoint does not: seats still sell); 503 when PostgreSQL is down. A failing check "
+    'reads `"unavailable"`; why goes to the log. The AWS check is reused for 5 s. Rate '
+    "limited like every route (without Redis the limits are off, and it still answers).",
+)
+def health_check() -> Response:
+    checks: HealthChecks = {
         "postgres": _outcome("postgres", _postgres),
         "redis": _outcome("redis", _redis),
         "aws": _aws_outcome(),
     }
     if checks["postgres"] != OK:
-        body = {
+        body: HealthUnavailable = {
             "status": "unavailable",
             "checks": checks,
             "Code": "ServiceUnavailable",
@@ -92,4 +140,5 @@ def health() -> Response:
         }
         return json_response(body, 503)
     status = "ok" if all(v == OK for v in checks.values()) else "degraded"
-    return json_response({"status": status, "checks": checks})
+    healthy: Health = {"status": status, "checks": checks}
+    return json_response(healthy)
