@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -76,28 +77,39 @@ def _hold_and_maybe_pay(client: Client, job: Job, out: list[Sample]) -> None:
         out.append(("pay", status, took))
 
 
-def _run_threads(
-    count: int, work: Callable[[int, list[Sample]], None], release: Callable[[], None]
+def _drive(
+    url: str,
+    count: int,
+    start: Callable[[], float],
+    work: Callable[[Client, int, float, list[Sample]], None],
+    seconds: float | None = None,
 ) -> list[Sample]:
-    """Start `count` threads running work(n, samples), each waiting for what release() sets off,
-    then call release() and wait for them all."""
-    results: list[list[Sample]] = [[] for _ in range(count)]
-    threads = [
-        threading.Thread(target=work, args=(n, results[n]), daemon=True) for n in range(count)
-    ]
-    for thread in threads:
-        thread.start()
-    release()
-    for thread in threads:
-        thread.join()
-    return [sample for out in results for sample in out]
-
-
-def _opened(url: str, count: int) -> list[Client]:
+    """`count` clients, each on a connection opened beforehand and a thread of its own, released
+    together at the common start: work(client, n, deadline, samples) runs in each, with the
+    monotonic deadline `seconds` after the start (infinite without `seconds`)."""
     clients = [Client(url) for _ in range(count)]
     for client in clients:
         client.open()
-    return clients
+    begin = threading.Event()
+    deadline = [math.inf]
+    results: list[list[Sample]] = [[] for _ in range(count)]
+
+    def run(n: int) -> None:
+        begin.wait()
+        work(clients[n], n, deadline[0], results[n])
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    started = start()
+    if seconds is not None:
+        deadline[0] = started + seconds
+    begin.set()
+    for thread in threads:
+        thread.join()
+    for client in clients:
+        client.close()
+    return [sample for out in results for sample in out]
 
 
 def sequential_gets(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
@@ -118,67 +130,33 @@ def holds_for(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
     until its share is done or `seconds` have passed since the common start."""
     jobs: list[Job] = args["jobs"]
     threads = args["threads"]
-    shares = [jobs[n::threads] for n in range(threads)]
-    clients = _opened(args["url"], threads)
-    begin = threading.Event()
-    deadline = [0.0]
 
-    def work(n: int, out: list[Sample]) -> None:
-        begin.wait()
-        for job in shares[n]:
-            if time.monotonic() >= deadline[0]:
+    def work(client: Client, n: int, deadline: float, out: list[Sample]) -> None:
+        for job in jobs[n::threads]:
+            if time.monotonic() >= deadline:
                 return
-            _hold_and_maybe_pay(clients[n], job, out)
+            _hold_and_maybe_pay(client, job, out)
 
-    def release() -> None:
-        deadline[0] = start() + args["seconds"]
-        begin.set()
-
-    samples = _run_threads(threads, work, release)
-    for client in clients:
-        client.close()
-    return samples
+    return _drive(args["url"], threads, start, work, args["seconds"])
 
 
 def reads_for(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
     """`threads` clients reading `path` back to back for `seconds`."""
-    threads = args["threads"]
-    clients = _opened(args["url"], threads)
-    begin = threading.Event()
-    deadline = [0.0]
 
-    def work(n: int, out: list[Sample]) -> None:
-        begin.wait()
-        while time.monotonic() < deadline[0]:
-            status, _, took = clients[n].call("GET", args["path"])
+    def work(client: Client, n: int, deadline: float, out: list[Sample]) -> None:
+        while time.monotonic() < deadline:
+            status, _, took = client.call("GET", args["path"])
             out.append(("read", status, took))
 
-    def release() -> None:
-        deadline[0] = start() + args["seconds"]
-        begin.set()
-
-    samples = _run_threads(threads, work, release)
-    for client in clients:
-        client.close()
-    return samples
+    return _drive(args["url"], args["threads"], start, work, args["seconds"])
 
 
 def burst(args: dict[str, Any], start: Callable[[], float]) -> list[Sample]:
     """One client per job, each on its own connection opened beforehand, all released at once:
     a flash sale's first second."""
     jobs: list[Job] = args["jobs"]
-    clients = _opened(args["url"], len(jobs))
-    begin = threading.Event()
 
-    def work(n: int, out: list[Sample]) -> None:
-        begin.wait()
-        _hold_and_maybe_pay(clients[n], jobs[n], out)
+    def work(client: Client, n: int, deadline: float, out: list[Sample]) -> None:
+        _hold_and_maybe_pay(client, jobs[n], out)
 
-    def release() -> None:
-        start()
-        begin.set()
-
-    samples = _run_threads(len(jobs), work, release)
-    for client in clients:
-        client.close()
-    return samples
+    return _drive(args["url"], len(jobs), start, work)

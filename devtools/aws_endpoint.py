@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import subprocess
-import sys
 import time as clock
 import urllib.error
 import urllib.request
@@ -28,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from devtools.net import free_port
+from devtools.processes import granian_command, stop
 from devtools.stage import PROJECT_ROOT
 
 # Threads of the single worker: every long poll in flight holds one (LOCAL_SQS_POLLERS per queue
@@ -128,26 +128,15 @@ def create_moto_application() -> Any:
 
 
 def server_command(host: str, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "wsgi",
-        "--factory",
-        "--workers",
-        "1",
-        "--blocking-threads",
-        str(THREADS),
-        "--host",
-        host,
-        "--port",
-        str(port),
-        # granian warns at every start that 64 threads is many for the cores; it is meant.
-        "--log-level",
-        "error",
+    # granian warns at every start that 64 threads is many for the cores; it is meant.
+    return granian_command(
         "devtools.aws_endpoint:create_moto_application",
-    ]
+        host=host,
+        port=port,
+        workers=1,
+        threads=THREADS,
+        log_level="error",
+    )
 
 
 @contextlib.contextmanager
@@ -164,12 +153,7 @@ def embedded_endpoint(port: int | None = None) -> Iterator[str]:
             raise RuntimeError(f"the embedded AWS endpoint did not start on port {port}")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -34,6 +33,7 @@ from chalice import Chalice
 from chalicelib.domain.errors import BoxOfficeError, NotFound
 from chalicelib.web.schemas import MAX_BODY_BYTES, BodyTooLarge
 from devtools.lambda_context import LambdaContext
+from devtools.processes import granian_command
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 JSON_HEADERS = [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")]
@@ -194,30 +194,15 @@ class Edge:
 
 
 def server_command(host: str, port: int, workers: int, threads: int) -> list[str]:
-    """granian serving this edge: `workers` processes with `threads` request threads each. A
-    worker that dies is started again by granian itself."""
-    return [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "wsgi",
-        "--factory",
-        "--workers",
-        str(workers),
-        "--blocking-threads",
-        str(threads),
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--respawn-failed-workers",
-        "--respawn-interval",
-        "0.5",
-        "--log-level",
-        "warning",
+    """granian serving this edge; a worker that dies is started again by granian itself."""
+    return granian_command(
         "devtools.edge:create_application",
-    ]
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        respawn=True,
+    )
 
 
 def create_application() -> Edge:

@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from devtools import processes
 from devtools.net import answers_http
 from devtools.stage import PROJECT_ROOT, apply_stage_defaults
 
@@ -87,14 +88,8 @@ class Role:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                log.warning("%s: did not stop within %.0f s; killing it", self.name, STOP_TIMEOUT_S)
-                self.process.kill()
-                self.process.wait()
+        if not processes.stop(self.process, STOP_TIMEOUT_S):
+            log.warning("%s: did not stop within %.0f s; killed it", self.name, STOP_TIMEOUT_S)
         self.kill_leftovers()
 
     def restart_allowed(self, now: float) -> bool:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -72,6 +73,18 @@ def start_system(
     except BaseException:
         process.kill()  # never leave a server running behind a failed start
         raise
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    """check()'s first truthy answer within `timeout` seconds; an AssertionError naming `what`
+    otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def stop_system(system: LiveSystem) -> int:

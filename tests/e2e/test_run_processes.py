@@ -21,20 +21,10 @@ import psycopg
 import pytest
 
 from devtools.net import free_port
-from tests.e2e.conftest import children, roles, start_system, stop_system
+from tests.e2e.conftest import children, roles, start_system, stop_system, wait_for
 from tests.support.data import live_token, session_body
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def call(

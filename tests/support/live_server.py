@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 
 from devtools.edge import Edge, server_command
 from devtools.net import answers_http, free_port
+from devtools.processes import stop
 from devtools.stage import PROJECT_ROOT
 
 
@@ -54,9 +55,4 @@ def serve_in_process(
             time.sleep(0.1)
         yield url, process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
