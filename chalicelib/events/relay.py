@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ from chalicelib.log import logger
 from chalicelib.settings import get_settings
 
 SNS_BATCH = 10
+SNS_MAX_BYTES = 256 * 1024  # one message, and a PublishBatch's messages together
 SQS_BATCH = 10
 MAX_SQS_DELAY = 900
 BATCH_ROWS = 50  # events per round
@@ -89,20 +90,50 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _send_events(chunk: list[dict[str, Any]]) -> tuple[list[int], dict[int, str]]:
+def _event_entry(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Id": str(row["id"]),
+        "Message": json.dumps(row["body"]),
+        "MessageAttributes": {
+            "event_type": {"DataType": "String", "StringValue": row["event_type"]}
+        },
+    }
+
+
+def _entry_bytes(entry: dict[str, Any]) -> int:
+    """What SNS counts against its size limit: the message and its attributes."""
+    size = len(entry["Message"].encode())
+    for name, attribute in entry["MessageAttributes"].items():
+        size += len(name) + len(attribute["DataType"]) + len(attribute["StringValue"].encode())
+    return size
+
+
+def _publish_plan(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]] | tuple[int, str]]:
+    """The rows in outbox order as PublishBatch entry lists that SNS accepts (at most SNS_BATCH
+    entries, SNS_MAX_BYTES together), and, in their place, (row id, why) for a row too large
+    for any publish: refused for good without asking SNS (AWS refuses such a batch whole, with
+    BatchRequestTooLong, which would stop every row behind it)."""
+    batch: list[dict[str, Any]] = []
+    batch_bytes = 0
+    for row in rows:
+        entry = _event_entry(row)
+        size = _entry_bytes(entry)
+        if size > SNS_MAX_BYTES:
+            yield row["id"], f"MessageTooLong: {size} bytes; SNS takes at most {SNS_MAX_BYTES}"
+            continue
+        if len(batch) == SNS_BATCH or batch_bytes + size > SNS_MAX_BYTES:
+            yield batch
+            batch, batch_bytes = [], 0
+        batch.append(entry)
+        batch_bytes += size
+    if batch:
+        yield batch
+
+
+def _send_events(entries: list[dict[str, Any]]) -> tuple[list[int], dict[int, str]]:
     """One PublishBatch: the ids that went out, and those refused for good with why."""
     answer = clients.client("sns").publish_batch(
-        TopicArn=clients.events_topic_arn(),
-        PublishBatchRequestEntries=[
-            {
-                "Id": str(row["id"]),
-                "Message": json.dumps(row["body"]),
-                "MessageAttributes": {
-                    "event_type": {"DataType": "String", "StringValue": row["event_type"]}
-                },
-            }
-            for row in chunk
-        ],
+        TopicArn=clients.events_topic_arn(), PublishBatchRequestEntries=entries
     )
     went = [int(entry["Id"]) for entry in answer.get("Successful", [])]
     return went, {int(row_id): error for row_id, error in _refusals(answer).items()}
@@ -200,20 +231,23 @@ class _PartlySent(Exception):
 
 
 def _send_events_in_order(rows: list[dict[str, Any]]) -> tuple[list[int], dict[int, str]]:
-    """Event chunks one after another in outbox order, stopping at the first that fails (or at
+    """Event batches one after another in outbox order, stopping at the first that fails (or at
     an entry SNS did not take and may take later), so that a reservation's later event never
     leaves before an earlier one that is still waiting. An entry refused for good is passed over
     (to be parked): it will never leave."""
     sent: list[int] = []
     parked: dict[int, str] = {}
-    for chunk in _chunks(rows, SNS_BATCH):
+    for step in _publish_plan(rows):
+        if isinstance(step, tuple):
+            row_id, why = step
+            parked[row_id] = why
+            continue
         try:
-            went, refused = _send_events(chunk)
+            went, refused = _send_events(step)
         except (BotoCoreError, ClientError) as exc:
             raise _PartlySent(sent, parked, exc) from exc
-        in_order = [row["id"] for row in chunk]
-        # Keep only the unbroken run from the start of the chunk.
-        for row_id in in_order:
+        # Keep only the unbroken run from the start of the batch.
+        for row_id in (int(entry["Id"]) for entry in step):
             if row_id in refused:
                 parked[row_id] = refused[row_id]
             elif row_id in went:

@@ -47,18 +47,22 @@ def event_runner(app_module, monkeypatch) -> Iterator[None]:
     runner.join(timeout=15)
 
 
-def drain(queue_name: str, wait: float = 1.0) -> list[dict[str, Any]]:
-    """Every message now in a queue (received, then deleted), bodies parsed."""
+def drain(queue_name: str, wait: float = 1.0) -> list[Any]:
+    """Every message now in a queue (received, then deleted), bodies parsed; a body that is not
+    JSON (a poison message an earlier test left to come back) as its text."""
     sqs = clients.client("sqs")
     url = clients.queue_url(queue_name)
-    bodies: list[dict[str, Any]] = []
+    bodies: list[Any] = []
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         got = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
         )
         for message in got.get("Messages", []):
-            bodies.append(json.loads(message["Body"]))
+            try:
+                bodies.append(json.loads(message["Body"]))
+            except ValueError:
+                bodies.append(message["Body"])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         if not got.get("Messages"):
             time.sleep(0.1)
@@ -610,9 +614,9 @@ def test_redrive_names_only_known_queues(capsys):
 def test_a_row_sns_refuses_for_good_is_parked_and_the_rest_go_on(
     client, customer, make_session, db, quiet_queues
 ):
-    """An event SNS refuses for good (here: over SNS's 256 KiB) between two good ones: it is
-    parked with SNS's error, the events after it still leave, in order, and it is never sent
-    again."""
+    """An event SNS would refuse for good (here: over SNS's 256 KiB, which AWS and LocalStack
+    refuse as a whole batch, BatchRequestTooLong) between two good ones: it is parked with why,
+    without being sent, the events after it still leave, in order, and it is never sent again."""
     from psycopg.types.json import Jsonb
 
     session = make_session()
@@ -637,7 +641,7 @@ def test_a_row_sns_refuses_for_good_is_parked_and_the_rest_go_on(
         ("payment.confirmed", False, True),
         ("payment.confirmed", True, False),
     ]
-    assert "InvalidParameter" in rows[2]["last_error"]
+    assert rows[2]["last_error"].startswith("MessageTooLong")
     analytics = drain(get_settings().analytics_queue_name, wait=2)
     assert [e["payload"]["sale_id"] for e in analytics] == [sale["id"]]
     assert relay.relay_batch() == (0, 0)  # the parked row is not claimed again

@@ -230,3 +230,26 @@ def test_an_expiry_message_refused_for_good_parks_every_row_it_carried(monkeypat
     sent, parked, failures = relay._send(rows)
     assert sorted(sent) == [3, 4] and failures == []
     assert parked == {1: "InvalidParameterValue: why", 2: "InvalidParameterValue: why"}
+
+
+def test_publish_batches_stay_within_snss_size_limit_and_a_message_too_large_is_refused():
+    """SNS takes at most 256 KiB in one PublishBatch, all messages together (AWS refuses a larger
+    batch whole): batches are cut by size as well as by count, and a single message over the
+    limit is refused for good without being sent."""
+    rows = [
+        {"id": 1, "event_type": "a", "body": {"x": "y" * 100_000}},
+        {"id": 2, "event_type": "a", "body": {"x": "y" * 100_000}},
+        {"id": 3, "event_type": "a", "body": {"x": "y" * 100_000}},
+        {"id": 4, "event_type": "a", "body": {"x": "y" * 300_000}},
+        *({"id": n, "event_type": "a", "body": {}} for n in range(5, 17)),
+    ]
+    plan = list(relay._publish_plan(rows))
+
+    batches = [[int(e["Id"]) for e in step] for step in plan if isinstance(step, list)]
+    refused = [step for step in plan if isinstance(step, tuple)]
+    assert batches == [[1, 2], [3, 5, 6, 7, 8, 9, 10, 11, 12, 13], [14, 15, 16]]
+    assert [row_id for row_id, _ in refused] == [4]
+    assert refused[0][1].startswith("MessageTooLong")
+    for step in plan:
+        if isinstance(step, list):
+            assert sum(relay._entry_bytes(e) for e in step) <= relay.SNS_MAX_BYTES
