@@ -26,7 +26,7 @@ def expire_holds(event):
 
 @app.on_sqs_message(queue=settings.notifications_queue_name, batch_size=10)
 def send_receipts(event):
-    return handlers.sqs_batch_response(handlers.process_batch, event, handlers.notify)
+    return handlers.sqs_batch_response(handlers.receipt_batch, event)
 
 
 @app.on_sqs_message(queue=settings.analytics_queue_name, batch_size=10)

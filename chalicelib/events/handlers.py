@@ -72,21 +72,6 @@ def _queue_url_of(record: SQSRecord) -> str:
     return clients.queue_url(arn.rsplit(":", 1)[-1])
 
 
-def process_batch(records: Iterable[SQSRecord], handle: Callable[[str], Any]) -> int:
-    done: list[SQSRecord] = []
-    failed: list[SQSRecord] = []
-    for record in records:
-        try:
-            handle(record.body)
-            done.append(record)
-        except Exception:
-            logger.exception("message failed; it will be retried, then dead-lettered")
-            failed.append(record)
-    if failed:
-        _fail_part(done, failed)
-    return len(done)
-
-
 def _fail_part(done: list[SQSRecord], failed: list[SQSRecord]) -> None:
     """Raise for the failed records; unless Lambda is told which ones failed (and deletes the
     others itself), first delete the records that were handled, so SQS delivers only the rest
@@ -105,10 +90,6 @@ def _fail_part(done: list[SQSRecord], failed: list[SQSRecord]) -> None:
         except (BotoCoreError, ClientError):
             logger.warning("could not delete the processed part of a failed batch")
     raise BatchFailed(failed, total, reported=False)
-
-
-def notify(body: str) -> None:
-    subscribers.record_receipt(subscribers.parse_event(body))
 
 
 def _expiring_reservations(body: str) -> list[str]:
@@ -198,6 +179,13 @@ def expire_when_due(reservation_ids: list[str]) -> None:
     while soon:  # once the deadline passes, soon_s is 0: what is not due yet is rescheduled
         time.sleep(DUE_STEP_S)
         soon = reservations.expire_due(soon, soon_s=max(0.0, deadline - time.monotonic()))
+
+
+def receipt_batch(records: Iterable[SQSRecord]) -> int:
+    """The notifications queue: a batch of sales' receipts written in one transaction."""
+    return _handle_together(
+        records, subscribers.parse_receipt_event, subscribers.record_receipts_batch
+    )
 
 
 def count_batch(records: Iterable[SQSRecord]) -> int:

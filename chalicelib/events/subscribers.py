@@ -37,44 +37,72 @@ def parse_event(body: str) -> dict[str, Any]:
     return message
 
 
-def _first_time(conn: psycopg.Connection, consumer: str, event_id: str) -> bool:
-    return (
-        conn.execute(
+def _first_seen(conn: psycopg.Connection, consumer: str, event_ids: set[str]) -> set[str]:
+    """Record these events as handled by `consumer`; the ones it had not handled before. In id
+    order, so two batches sharing events never wait on each other in opposite orders."""
+    return {
+        str(row["event_id"])
+        for row in conn.execute(
             """
-            INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s)
+            INSERT INTO processed_events (consumer, event_id)
+            SELECT %s, event_id FROM unnest(%s::uuid[]) AS event_id ORDER BY event_id
             ON CONFLICT DO NOTHING
+            RETURNING event_id
             """,
-            (consumer, event_id),
-        ).rowcount
-        == 1
-    )
+            (consumer, sorted(event_ids)),
+        ).fetchall()
+    }
 
 
-def record_receipt(event: dict[str, Any]) -> bool:
-    """notifications: one purchase receipt per sale. Returns whether anything was recorded."""
-    if event["type"] != events.PAYMENT_CONFIRMED:
-        return False
-    payload = event["payload"]
+def parse_receipt_event(body: str) -> dict[str, Any]:
+    """An event for the notifications subscriber: a sale's whose receipt can be written, or any
+    other (which records nothing). PoisonMessage if a sale's payload is malformed, so it fails
+    alone, before its batch's transaction."""
+    event = parse_event(body)
+    if event["type"] == events.PAYMENT_CONFIRMED:
+        try:
+            payload = event["payload"]
+            for name in ("sale_id", "reservation_id", "customer_id"):
+                uuid.UUID(str(payload[name]))
+            if type(payload["amount_cents"]) is not int or payload["amount_cents"] < 0:
+                raise TypeError("amount_cents is not a whole number")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PoisonMessage(f"no receipt for event {event['id']}: {exc}") from exc
+    return event
 
-    def work(conn: psycopg.Connection) -> bool:
-        if not _first_time(conn, NOTIFICATIONS, event["id"]):
-            return False
-        conn.execute(
-            """
-            INSERT INTO receipts (id, sale_id, reservation_id, customer_id, amount_cents)
-            VALUES (%s, %s, %s, %s, %s)
-            ON CONFLICT (sale_id) DO NOTHING
-            """,
-            (
-                str(uuid.uuid4()),
-                payload["sale_id"],
-                payload["reservation_id"],
-                payload["customer_id"],
-                payload["amount_cents"],
-            ),
-        )
-        logger.info("receipt sent", extra={"sale_id": payload["sale_id"]})
-        return True
+
+def record_receipts_batch(batch: list[dict[str, Any]]) -> int:
+    """notifications, a whole SQS batch in one transaction: one purchase receipt per sale, for
+    the events seen for the first time. Returns how many receipts were written."""
+    sales = [event for event in batch if event["type"] == events.PAYMENT_CONFIRMED]
+    if not sales:
+        return 0
+
+    def work(conn: psycopg.Connection) -> int:
+        first = _first_seen(conn, NOTIFICATIONS, {event["id"] for event in sales})
+        receipts = []
+        for event in sales:
+            if event["id"] in first:
+                first.discard(event["id"])  # the same event twice in one batch counts once
+                receipts.append(event["payload"])
+        if receipts:
+            conn.execute(
+                """
+                INSERT INTO receipts (id, sale_id, reservation_id, customer_id, amount_cents)
+                SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::uuid[], %s::int[])
+                ON CONFLICT (sale_id) DO NOTHING
+                """,
+                (
+                    [str(uuid.uuid4()) for _ in receipts],
+                    [p["sale_id"] for p in receipts],
+                    [p["reservation_id"] for p in receipts],
+                    [p["customer_id"] for p in receipts],
+                    [p["amount_cents"] for p in receipts],
+                ),
+            )
+        for payload in receipts:
+            logger.info("receipt sent", extra={"sale_id": payload["sale_id"]})
+        return len(receipts)
 
     return in_transaction(work)
 
@@ -141,18 +169,7 @@ def record_analytics_batch(batch: list[dict[str, Any]]) -> int:
         return 0
 
     def work(conn: psycopg.Connection) -> int:
-        first = {
-            str(row["event_id"])
-            for row in conn.execute(
-                """
-                INSERT INTO processed_events (consumer, event_id)
-                SELECT %s, event_id FROM unnest(%s::uuid[]) AS event_id ORDER BY event_id
-                ON CONFLICT DO NOTHING
-                RETURNING event_id
-                """,
-                (ANALYTICS, sorted({event["id"] for event, _ in counted})),
-            ).fetchall()
-        }
+        first = _first_seen(conn, ANALYTICS, {event["id"] for event, _ in counted})
         totals: dict[str, dict[str, int]] = {}
         recorded = 0
         for event, changes in counted:

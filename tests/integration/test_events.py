@@ -361,7 +361,7 @@ def test_duplicate_delivery_has_one_effect(customer, make_session, client, db):
     ]
     message = json.dumps(body)
     for _ in range(3):
-        handlers.notify(message)
+        deliver(handlers.receipt_batch, message)
         deliver(handlers.count_batch, message)
     assert db.execute("SELECT count(*) AS n FROM receipts").fetchone()["n"] == 1
     stats = db.execute("SELECT sold_seats, revenue_cents FROM session_stats").fetchone()
@@ -535,7 +535,7 @@ def test_a_poison_event_in_a_notifications_batch_fails_alone(client, customer, m
     batch = received_batch(notifications, [bad, good])
 
     with pytest.raises(handlers.BatchFailed, match="1 of 2"):
-        handlers.process_batch(batch, handlers.notify)
+        handlers.receipt_batch(batch)
 
     assert db.execute("SELECT count(*) AS n FROM receipts").fetchone()["n"] == 1
     assert returned_after_visibility(notifications) == [bad]
@@ -597,7 +597,7 @@ def test_redrive_sends_dead_letters_back_to_their_queue(
         back += got.get("Messages", [])
     assert sorted(m["Body"] for m in back) == sorted([event, "second", "third"])
     assert all(m["MessageAttributes"]["event_type"]["StringValue"] == "x" for m in back)
-    handlers.notify(next(m["Body"] for m in back if m["Body"] == event))
+    deliver(handlers.receipt_batch, next(m["Body"] for m in back if m["Body"] == event))
     receipts = client.get("/me/receipts", token=customer["token"]).body["items"]
     assert [r["sale_id"] for r in receipts] == [sale["id"]]
 
