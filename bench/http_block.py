@@ -28,6 +28,7 @@ import psycopg
 from bench.data import ROWS, SEATS_PER_ROW, User, distinct_plan, flash_plan, make_sessions
 from bench.harness import Scenario, WorkerPool, collect, eprint, split
 from devtools.net import answers_http, free_port
+from devtools.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_CLIENTS = 16
@@ -54,6 +55,7 @@ class LiveSystem:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + 90
         while not answers_http(f"{self.url}/health"):

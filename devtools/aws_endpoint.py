@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from devtools.net import free_port
-from devtools.processes import granian_command, stop
+from devtools.processes import die_with_parent, granian_command, stop
 from devtools.stage import PROJECT_ROOT
 
 # Threads of the single worker: every long poll in flight holds one (LOCAL_SQS_POLLERS per queue
@@ -146,7 +146,10 @@ def embedded_endpoint(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        server_command("127.0.0.1", port), cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL
+        server_command("127.0.0.1", port),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     try:
         if not wait_until_answering(url, 30, alive=lambda: process.poll() is None):

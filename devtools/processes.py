@@ -3,8 +3,18 @@ that waits, then kills."""
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import subprocess
 import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For Popen's preexec_fn: the kernel sends the child SIGTERM when the process that started
+    it dies, even of SIGKILL, so no local process outlives what started it."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def granian_command(

@@ -21,7 +21,6 @@ stops answering is replaced by one of this instance's own. Ctrl-C or SIGTERM sto
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -49,13 +48,6 @@ STOP_TIMEOUT_S = 10.0
 DEFAULT_THREADS_PER_WORKER = 2 * (os.cpu_count() or 1) + 1
 # Checks of an endpoint another instance owns that may fail in a row before this one replaces it.
 ADOPT_AFTER_MISSES = 3
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel sends it SIGTERM if the supervisor itself dies
-    (even of SIGKILL), so no role outlives `make run`."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -70,7 +62,10 @@ class Role:
         # A session of its own: the terminal's Ctrl-C reaches the supervisor only, which stops
         # the roles in order.
         self.process = subprocess.Popen(
-            self.command, cwd=PROJECT_ROOT, start_new_session=True, preexec_fn=_die_with_parent
+            self.command,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+            preexec_fn=processes.die_with_parent,
         )
         log.info("%s: started (pid %d)", self.name, self.process.pid)
 

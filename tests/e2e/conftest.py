@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from devtools.net import free_port
+from devtools.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +54,7 @@ def start_system(
         env=env,
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from devtools.edge import Edge, server_command
 from devtools.net import answers_http, free_port
-from devtools.processes import stop
+from devtools.processes import die_with_parent, stop
 from devtools.stage import PROJECT_ROOT
 
 
@@ -46,6 +46,7 @@ def serve_in_process(
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     try:
         deadline = time.monotonic() + 30
