@@ -1,4 +1,5 @@
-"""schemathesis against the real local HTTP server and the document it serves at /openapi.json.
+"""schemathesis against the HTTP server `make run` runs (granian's workers serving the app through
+devtools/edge.py, in processes of their own) and the document it serves at /openapi.json.
 
 Every operation, with a bearer token of the role it needs, in positive and negative mode (data
 that fits the document and data that does not), with every check schemathesis has (not a 5xx;
@@ -30,7 +31,7 @@ from hypothesis.errors import Flaky
 from schemathesis.core.failures import FailureGroup
 
 from tests.support.data import session_body
-from tests.support.live_server import serve_in_thread
+from tests.support.live_server import serve_in_process
 from tests.support.openapi_check import served_document
 
 # schemathesis' own default for the positive_data_acceptance check.
@@ -55,8 +56,8 @@ WORLD: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
-def live_url(app_module) -> Iterator[str]:
-    with serve_in_thread(app_module.app) as url:
+def live_url() -> Iterator[str]:
+    with serve_in_process(workers=2, threads=5) as (url, _):
         yield url
 
 
