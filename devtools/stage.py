@@ -6,6 +6,7 @@ overrides the stage's 30 s.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -31,7 +32,9 @@ def apply_stage_defaults(stage: str) -> None:
     os.environ.setdefault("STAGE", stage)
 
 
+@functools.cache
 def function_timeout(stage: str, function: str, project_root: Path = PROJECT_ROOT) -> int:
-    """The function's lambda_timeout in this stage."""
+    """The function's lambda_timeout in this stage. Cached: the event runner asks for every SQS
+    batch and every schedule run, and the file does not change under a running process."""
     config = stage_config(stage, project_root).scope(stage, function)
     return int(config.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT_S)
